@@ -1,0 +1,85 @@
+# kidsasr: every target calls the `kidsasr` CLI inside .venv.
+# `make setup` is idempotent and runs first for `demo` and `test`.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+KIDSASR    := $(BIN)/kidsasr
+SHARED_HUB := $(abspath ../shared/hf-cache/hub)
+# Use the shared offline copy of openai/whisper-base when it is beside the checkout.
+ifneq ($(wildcard $(SHARED_HUB)),)
+export HF_HUB_CACHE ?= $(SHARED_HUB)
+export HF_HUB_OFFLINE ?= 1
+endif
+export TOKENIZERS_PARALLELISM ?= false
+
+DEB_PACKAGES := ffmpeg espeak-ng sox chromium chromium-driver
+WORK     ?= work
+CORPUS   ?= $(WORK)/corpus-demo
+OUT      ?= $(WORK)/prep-demo
+RECIPE   ?= recipes/demo_cpu.yaml
+MODEL    ?= openai/whisper-base
+DATA     ?= $(OUT)
+SPLIT    ?= test
+
+.PHONY: setup deps-system demo test synth prep train eval subtitle export \
+        bench-subtitle bench-prep bench-eval bench-train-cpu clean
+
+setup: $(VENV)/.setup-done deps-system
+
+$(VENV)/.setup-done: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+deps-system:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "kidsasr needs these Debian packages; install them with: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(BIN)/python -m kidsasr.cli demo --work $(WORK)
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+synth: setup
+	$(KIDSASR) synth --size demo --seed 0 --out $(CORPUS)
+
+prep: setup
+	$(KIDSASR) prep --config data_prep/config.yaml --corpus $(CORPUS) --out $(OUT)
+
+train: setup
+	$(KIDSASR) train --recipe $(RECIPE)
+
+eval: setup
+	$(KIDSASR) eval --model $(MODEL) --data $(DATA) --split $(SPLIT)
+
+subtitle: setup
+	$(KIDSASR) subtitle $(EPISODE) -o $(VTT)
+
+bench-subtitle: setup
+	$(BIN)/python eval/bench_subtitle.py
+
+bench-prep: setup
+	$(BIN)/python data_prep/bench_prep.py
+
+bench-eval: setup
+	$(BIN)/python eval/bench_scoring.py
+
+bench-train-cpu: setup
+	$(KIDSASR) train --recipe recipes/bench_cpu.yaml
+
+clean:
+	rm -rf $(WORK) .pytest_cache
