@@ -1,0 +1,80 @@
+"""Convert a Hugging Face Whisper checkpoint to CTranslate2 (int8 by default), offline and atomically.
+
+The conversion is written into a temporary folder beside the target and renamed into place, so an interrupted
+export never leaves a half-written model that a later run would load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+CT2_CACHE = Path(os.environ.get("KIDSASR_CACHE", Path.home() / ".cache" / "kidsasr")) / "ct2"
+COPY_FILES = ("tokenizer.json", "preprocessor_config.json")
+
+
+def resolve_model_dir(hf_model: str) -> Path:
+    """A local folder for `hf_model`: the path itself, or its snapshot in the Hugging Face cache."""
+    if Path(hf_model).is_dir():
+        return Path(hf_model)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(hf_model, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
+
+
+def is_ct2_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / "model.bin").is_file()
+
+
+def export_ct2(hf_model: str, out_dir: str | os.PathLike, quantization: str = "int8") -> Path:
+    """Convert `hf_model` (id or folder) into `out_dir`; returns `out_dir`. An existing export is replaced."""
+    from ctranslate2.converters import TransformersConverter
+
+    source = resolve_model_dir(hf_model)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    copy_files = [name for name in COPY_FILES if (source / name).is_file()]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
+    try:
+        converter = TransformersConverter(str(source), copy_files=copy_files or None)
+        converter.convert(str(tmp / "model"), quantization=quantization, force=True)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp / "model", out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def cached_ct2(hf_model: str, quantization: str = "int8") -> Path:
+    """The CTranslate2 export of `hf_model`, converted once and cached under ~/.cache/kidsasr/ct2/<hash>.
+
+    The hash covers the resolved folder and its weights' size and time, so a retrained model at the same path
+    is converted again.
+    """
+    source = resolve_model_dir(hf_model)
+    weights = sorted(p for p in source.iterdir() if p.suffix in {".safetensors", ".bin"})
+    stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)
+    key = hashlib.sha256(f"{source.resolve()}|{stamp}|{quantization}".encode()).hexdigest()[:16]
+    target = CT2_CACHE / key
+    if not is_ct2_dir(target):
+        export_ct2(str(source), target, quantization)
+    return target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="Hugging Face Whisper model id or local folder")
+    parser.add_argument("-o", "--out", required=True, help="output folder for the CTranslate2 model")
+    parser.add_argument("--quantization", default="int8",
+                        help="int8 (default), int8_float16, float16, float32 ... (CTranslate2 quantization)")
+
+
+def run(args: argparse.Namespace) -> int:
+    print(f"converting {args.model} to CTranslate2 ({args.quantization}) into {args.out}")
+    out = export_ct2(args.model, args.out, args.quantization)
+    print(f"wrote {out}")
+    return 0

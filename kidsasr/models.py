@@ -1,0 +1,367 @@
+"""Speech recognisers behind one small interface: batches of <= 30 s 16 kHz clips in, hypotheses with word times out.
+
+Backends:
+  ct2           CTranslate2 Whisper (int8 on CPU) through faster-whisper's batched pipeline; a Hugging Face id or
+                folder is converted once (kidsasr.export) and cached, a CTranslate2 folder is used as is.
+  transformers  Whisper in transformers (the reference; batched `generate`), word times from the alignment heads
+                with DTW (`return_token_timestamps`).
+  ctc           any wav2vec2-style CTC model (`AutoModelForCTC`), greedy CTC with character and word times from
+                the emitting frames.
+
+Every Whisper path decodes Korean, task transcribe, greedy unless `beam_size` is set, and caps the new tokens by
+clip duration so a repetition loop cannot run to the 448-token limit (kidsasr.guards cuts what is left of it).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+MAX_CLIP_SECONDS = 30.0
+WHISPER_MAX_LENGTH = 448
+
+
+@dataclass
+class Word:
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class Hypothesis:
+    text: str
+    words: list[Word]
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class Recognizer(Protocol):
+    name: str
+
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]: ...
+
+
+@dataclass
+class DecodeOptions:
+    language: str = "ko"
+    task: str = "transcribe"
+    beam_size: int = 1
+    batch_size: int = 8
+    # New tokens allowed per second of clip (fast child speech is ~7 syllables/s, about as many tokens), and a
+    # hard cap: a looping decoder stops there instead of at Whisper's 448-token limit.
+    tokens_per_second: float = 10.0
+    max_new_tokens: int = 160
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+    num_threads: int = 0  # 0: the backend's default
+
+    @classmethod
+    def from_kwargs(cls, options: dict) -> "DecodeOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown decode options: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**options)
+
+    def new_tokens_for(self, seconds: float) -> int:
+        return max(8, min(self.max_new_tokens, int(seconds * self.tokens_per_second) + 8))
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's gzip compression ratio: loops and stock phrases repeated compress far better than speech."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def empty_hypothesis() -> Hypothesis:
+    return Hypothesis(text="", words=[], avg_logprob=0.0, compression_ratio=0.0, no_speech_prob=1.0)
+
+
+def _check_clips(clips: list[np.ndarray]) -> None:
+    for clip in clips:
+        if clip.ndim != 1:
+            raise ValueError(f"clips must be mono 1-D arrays, got shape {clip.shape}")
+        if clip.size > MAX_CLIP_SECONDS * SAMPLE_RATE + 1:
+            raise ValueError(f"clips must be at most {MAX_CLIP_SECONDS:.0f} s, got {clip.size / SAMPLE_RATE:.1f} s")
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield i, items[i : i + size]
+
+
+class CT2Whisper:
+    """CTranslate2 Whisper through faster-whisper's batched pipeline (features, generate, alignment, words)."""
+
+    def __init__(self, model: str, device: str = "cpu", compute_type: str = "int8", options: DecodeOptions | None = None):
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        from .export import cached_ct2, is_ct2_dir
+
+        self.options = options or DecodeOptions()
+        path = Path(model) if is_ct2_dir(model) else cached_ct2(model)
+        self.name = f"ct2:{model}"
+        self.model_dir = path
+        self.whisper = WhisperModel(str(path), device=device, compute_type=compute_type,
+                                    cpu_threads=self.options.num_threads)
+        self.pipeline = BatchedInferencePipeline(self.whisper)
+        self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
+                                   task=self.options.task, language=self.options.language)
+
+    def _transcription_options(self, word_timestamps: bool, max_new_tokens: int):
+        from faster_whisper.transcribe import TranscriptionOptions
+
+        o = self.options
+        return TranscriptionOptions(
+            beam_size=o.beam_size, best_of=1, patience=1.0, length_penalty=1.0,
+            repetition_penalty=o.repetition_penalty, no_repeat_ngram_size=o.no_repeat_ngram_size,
+            log_prob_threshold=None, no_speech_threshold=None, compression_ratio_threshold=None,
+            condition_on_previous_text=False, prompt_reset_on_temperature=0.5, temperatures=[0.0],
+            initial_prompt=None, prefix=None, suppress_blank=True, suppress_tokens=[-1],
+            without_timestamps=True, max_initial_timestamp=0.0, word_timestamps=word_timestamps,
+            prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=False, max_new_tokens=max_new_tokens, clip_timestamps="0",
+            hallucination_silence_threshold=None, hotwords=None,
+        )
+
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        _check_clips(clips)
+        results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
+        for offset, batch in _batches(clips, self.options.batch_size):
+            todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
+            if not todo:
+                continue
+            durations = [clip.size / SAMPLE_RATE for _, clip in todo]
+            features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1]) for _, clip in todo])
+            options = self._transcription_options(word_timestamps, self.options.new_tokens_for(max(durations)))
+            options.suppress_tokens = get_suppressed_tokens(self.tokenizer, options.suppress_tokens)
+            self.pipeline.last_speech_timestamp = 0.0
+            outputs = self.pipeline.forward(
+                features, self.tokenizer, [{"offset": 0.0, "duration": d} for d in durations], options)
+            for (i, _), subsegments in zip(todo, outputs):
+                results[offset + i] = self._hypothesis(subsegments)
+        return results
+
+    @staticmethod
+    def _hypothesis(subsegments: list[dict]) -> Hypothesis:
+        if not subsegments:
+            return empty_hypothesis()
+        text = "".join(s["text"] for s in subsegments).strip()
+        words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w["probability"]))
+                 for s in subsegments for w in s.get("words", []) if w["word"].strip()]
+        first = subsegments[0]
+        return Hypothesis(text=text, words=words, avg_logprob=float(first["avg_logprob"]),
+                          compression_ratio=compression_ratio(text), no_speech_prob=float(first["no_speech_prob"]))
+
+
+class TransformersWhisper:
+    """Whisper in transformers: batched greedy/beam `generate`, word times from cross-attention DTW."""
+
+    def __init__(self, model: str, device: str = "cpu", options: DecodeOptions | None = None):
+        import torch
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        self.options = options or DecodeOptions()
+        if self.options.num_threads:
+            torch.set_num_threads(self.options.num_threads)
+        self.name = f"transformers:{model}"
+        self.device = torch.device(device)
+        self.processor = AutoProcessor.from_pretrained(model)
+        dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        self.tokenizer = self.processor.tokenizer
+        vocab = self.tokenizer.get_vocab()
+        self.no_speech_id = vocab.get("<|nospeech|>", vocab.get("<|nocaptions|>"))
+        self.sot_id = vocab["<|startoftranscript|>"]
+        self.has_alignment_heads = getattr(self.model.generation_config, "alignment_heads", None) is not None
+
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+        _check_clips(clips)
+        results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
+        for offset, batch in _batches(clips, self.options.batch_size):
+            todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
+            if todo:
+                for (i, _), hyp in zip(todo, self._decode([clip for _, clip in todo], word_timestamps)):
+                    results[offset + i] = hyp
+        return results
+
+    def _decode(self, clips: list[np.ndarray], word_timestamps: bool) -> list[Hypothesis]:
+        import torch
+
+        o = self.options
+        inputs = self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                                  return_attention_mask=True)
+        features = inputs.input_features.to(self.device, self.model.dtype)
+        want_times = word_timestamps and self.has_alignment_heads
+        with torch.inference_mode():
+            encoder_outputs = self.model.get_encoder()(features)
+            no_speech = self._no_speech_probs(encoder_outputs)
+            out = self.model.generate(
+                encoder_outputs=encoder_outputs, attention_mask=inputs.attention_mask.to(self.device),
+                language=o.language, task=o.task, num_beams=o.beam_size,
+                do_sample=False, max_new_tokens=o.new_tokens_for(max(c.size for c in clips) / SAMPLE_RATE),
+                no_repeat_ngram_size=o.no_repeat_ngram_size, repetition_penalty=o.repetition_penalty,
+                return_dict_in_generate=True, output_scores=True, return_token_timestamps=want_times,
+            )
+        sequences = out["sequences"].cpu()
+        scores = self.model.compute_transition_scores(
+            sequences, out["scores"], out.get("beam_indices"), normalize_logits=True).cpu().float()
+        times = out["token_timestamps"].cpu().float().numpy() if want_times else None
+        prompt_len = sequences.shape[1] - scores.shape[1]
+        hyps = []
+        for b in range(len(clips)):
+            ids = sequences[b, prompt_len:].tolist()
+            logprobs = scores[b].numpy()
+            keep = [j for j, t in enumerate(ids) if t < self.tokenizer.eos_token_id]
+            text = self.tokenizer.decode([ids[j] for j in keep], skip_special_tokens=True).strip()
+            finite = logprobs[np.isfinite(logprobs)][: len(keep) + 1]
+            avg = float(finite.sum() / (len(keep) + 1)) if finite.size else 0.0
+            words = []
+            if times is not None:
+                words = self._words(ids, keep, logprobs, times[b, prompt_len:], clips[b].size / SAMPLE_RATE)
+            hyps.append(Hypothesis(text=text, words=words, avg_logprob=avg,
+                                   compression_ratio=compression_ratio(text), no_speech_prob=float(no_speech[b])))
+        return hyps
+
+    def _no_speech_probs(self, encoder_outputs) -> np.ndarray:
+        import torch
+
+        n = encoder_outputs.last_hidden_state.shape[0]
+        if self.no_speech_id is None:
+            return np.zeros(n)
+        start = torch.full((n, 1), self.sot_id, dtype=torch.long, device=self.device)
+        logits = self.model(encoder_outputs=encoder_outputs, decoder_input_ids=start).logits[:, -1].float()
+        return torch.softmax(logits, dim=-1)[:, self.no_speech_id].cpu().numpy()
+
+    def _words(self, ids: list[int], keep: list[int], logprobs: np.ndarray, times: np.ndarray,
+               duration: float) -> list[Word]:
+        """Group byte-level BPE tokens into space-separated words; a token's time is where it starts."""
+        pieces = self.tokenizer.convert_ids_to_tokens([ids[j] for j in keep])
+        groups: list[list[int]] = []
+        for j, piece in zip(keep, pieces):
+            if not groups or piece.startswith("Ġ"):
+                groups.append([])
+            groups[-1].append(j)
+        words = []
+        for group in groups:
+            text = self.tokenizer.decode([ids[j] for j in group], skip_special_tokens=True).strip()
+            if not text:
+                continue
+            start = float(times[group[0]])
+            end = float(times[group[-1] + 1]) if group[-1] + 1 < len(times) else float(times[group[-1]])
+            start, end = min(start, duration), min(max(end, start), duration)
+            words.append(Word(text, start, end, float(np.exp(np.mean(logprobs[group])))))
+        return words
+
+
+class CTCRecognizer:
+    """wav2vec2-style CTC: greedy decoding; each character timed by the frames that emit it."""
+
+    def __init__(self, model: str, device: str = "cpu", options: DecodeOptions | None = None):
+        import torch
+        from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+
+        self.options = options or DecodeOptions()
+        if self.options.num_threads:
+            torch.set_num_threads(self.options.num_threads)
+        self.name = f"ctc:{model}"
+        self.device = torch.device(device)
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModelForCTC.from_pretrained(model).to(self.device).eval()
+        self.blank_id = self.model.config.pad_token_id
+        self.delimiter = getattr(self.tokenizer, "word_delimiter_token", "|") or "|"
+        self.seconds_per_frame = float(np.prod(self.model.config.conv_stride)) / SAMPLE_RATE
+
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+        import torch
+
+        _check_clips(clips)
+        results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
+        for offset, batch in _batches(clips, self.options.batch_size):
+            todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
+            if not todo:
+                continue
+            inputs = self.feature_extractor([clip for _, clip in todo], sampling_rate=SAMPLE_RATE,
+                                            padding=True, return_tensors="pt", return_attention_mask=True)
+            with torch.inference_mode():
+                logits = self.model(inputs.input_values.to(self.device),
+                                    attention_mask=inputs.attention_mask.to(self.device)).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+            for (i, clip), lp in zip(todo, logprobs):
+                frames = min(len(lp), int(np.ceil(clip.size / SAMPLE_RATE / self.seconds_per_frame)))
+                results[offset + i] = self._decode(lp[:frames], clip.size / SAMPLE_RATE)
+        return results
+
+    def _decode(self, logprobs: np.ndarray, duration: float) -> Hypothesis:
+        best = logprobs.argmax(axis=-1)
+        chars: list[tuple[str, float, float, float]] = []  # (text, start, end, probability)
+        emitted_logprobs = []
+        previous = -1
+        for frame, token in enumerate(best):
+            if token != previous and token != self.blank_id:
+                piece = self.tokenizer.convert_ids_to_tokens(int(token))
+                start = frame * self.seconds_per_frame
+                chars.append((piece, start, start + self.seconds_per_frame, float(np.exp(logprobs[frame, token]))))
+                emitted_logprobs.append(float(logprobs[frame, token]))
+            elif token == previous and token != self.blank_id and chars:
+                text, start, _, prob = chars[-1]
+                chars[-1] = (text, start, (frame + 1) * self.seconds_per_frame, prob)
+            previous = token
+        words: list[Word] = []
+        current: list[tuple[str, float, float, float]] = []
+        for char in chars + [(self.delimiter, duration, duration, 1.0)]:
+            if char[0] in (self.delimiter, " "):
+                if current:
+                    words.append(Word("".join(c[0] for c in current), current[0][1], min(current[-1][2], duration),
+                                      float(np.mean([c[3] for c in current]))))
+                current = []
+            elif not (char[0].startswith("<") and char[0].endswith(">")):
+                current.append(char)
+        text = " ".join(w.text for w in words)
+        avg = float(np.mean(emitted_logprobs)) if emitted_logprobs else 0.0
+        # CTC has no no-speech head; VAD and the guards decide about silence.
+        return Hypothesis(text=text, words=words, avg_logprob=avg, compression_ratio=compression_ratio(text),
+                          no_speech_prob=0.0 if words else 1.0)
+
+
+def _is_ctc_model(model: str) -> bool:
+    config = Path(model) / "config.json"
+    if config.is_file():
+        architectures = json.loads(config.read_text()).get("architectures") or []
+        return any(a.endswith("ForCTC") for a in architectures)
+    return "wav2vec2" in model.lower() or "hubert" in model.lower()
+
+
+def load_recognizer(model: str = "openai/whisper-base", backend: str = "auto", device: str = "cpu",
+                    compute_type: str = "int8", **decode_options) -> Recognizer:
+    """A recogniser for `model` (Hugging Face id, HF folder or CTranslate2 folder).
+
+    backend "auto": a CTranslate2 folder or Whisper model -> ct2, a CTC model -> ctc.
+    decode_options: fields of DecodeOptions (beam_size, batch_size, max_new_tokens, no_repeat_ngram_size, ...).
+    """
+    from .export import is_ct2_dir
+
+    options = DecodeOptions.from_kwargs(decode_options)
+    if backend == "auto":
+        backend = "ct2" if is_ct2_dir(model) else ("ctc" if _is_ctc_model(model) else "ct2")
+    if backend == "ct2":
+        return CT2Whisper(model, device=device, compute_type=compute_type, options=options)
+    if backend == "transformers":
+        return TransformersWhisper(model, device=device, options=options)
+    if backend == "ctc":
+        return CTCRecognizer(model, device=device, options=options)
+    raise ValueError(f"unknown backend {backend!r}: choose auto, ct2, transformers or ctc")
