@@ -1,0 +1,582 @@
+"""Forced alignment: check and refine sentence times against the audio.
+
+Two backends share one interface (`Aligner.align` for labelled sentences, `Aligner.align_long` for a whole
+transcript without times):
+
+- `WhisperAligner` (default): the known text is teacher-forced through Whisper; the cross-attention of the
+  alignment heads (from the model's `generation_config.json`) is normalised, median-filtered and aligned to the
+  audio frames with DTW, which gives every token a start time (20 ms resolution). Sentences whose padded windows
+  fit together are aligned jointly in one 30 s window, so one encoder pass serves several sentences.
+- `CTCAligner`: any wav2vec2-style CTC model; the frame posteriors are aligned to the characters with
+  `ctc_segmentation`, which also handles a whole episode in one pass.
+
+Whisper's attention says little about where speech stops and silence begins, and zero-shot whisper-base hardly
+understands Korean; so boundaries are snapped to the nearest silero-vad speech edge when one lies close by.
+Confidence combines how much better the text fits this audio than silence (a per-token log-likelihood ratio)
+with how much of the aligned span the VAD calls speech.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30.0
+WHISPER_FRAME_SECONDS = 0.02  # one encoder position
+MAX_TARGET_TOKENS = 440  # Whisper's decoder has 448 positions
+
+
+@dataclass(frozen=True)
+class AlignItem:
+    text_pron: str  # pronunciation side (kidsasr.textnorm.parse_label(...).pronunciation): Hangul and spaces
+    label_start: float | None = None
+    label_end: float | None = None
+
+
+@dataclass(frozen=True)
+class Alignment:
+    start: float
+    end: float
+    confidence: float  # 0..1; about 0.5 and above: the text is found in the audio
+    method: str  # e.g. "whisper-dtw", "whisper-dtw+vad", "ctc-seg", "label"
+    ok: bool
+    reason: str = ""  # why ok is False
+
+
+class Aligner(Protocol):
+    name: str
+
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]: ...
+
+    def align_long(self, audio: np.ndarray, texts: Sequence[str]) -> list[Alignment]: ...
+
+
+def load_aligner(kind: str = "whisper", model: str | None = None, device: str = "cpu", **options) -> Aligner:
+    """`kind`: "whisper" (default model openai/whisper-base) or "ctc" (any wav2vec2 CTC id or path)."""
+    if kind == "whisper":
+        return WhisperAligner(model or "openai/whisper-base", device=device, **options)
+    if kind == "ctc":
+        if model is None:
+            raise ValueError("the ctc aligner needs a wav2vec2 CTC model id or path (model=...)")
+        return CTCAligner(model, device=device, **options)
+    raise ValueError(f"unknown aligner kind {kind!r}; expected 'whisper' or 'ctc'")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure helpers: DTW, token times, VAD snapping, window packing, confidence
+
+
+def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Monotonic path through `cost` (rows x columns) from (0, 0) to the last cell: (row indices, column indices)."""
+    import librosa  # late import: numba compilation on first use
+
+    if cost.shape[0] == 1:
+        return np.zeros(cost.shape[1], dtype=int), np.arange(cost.shape[1])
+    _, path = librosa.sequence.dtw(C=np.ascontiguousarray(cost, dtype=np.float64), backtrack=True)
+    path = path[::-1]
+    return path[:, 0], path[:, 1]
+
+
+def row_start_frames(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> np.ndarray:
+    """The first column the path visits in each row (n_rows values, non-decreasing)."""
+    starts = np.full(n_rows, -1, dtype=int)
+    for r, c in zip(rows, cols):
+        if starts[r] < 0:
+            starts[r] = c
+    return starts
+
+
+def attention_cost(weights: np.ndarray, filter_width: int = 7) -> np.ndarray:
+    """Cross-attention (heads x tokens x frames) -> DTW cost (tokens x frames), as in openai/whisper timing.
+
+    Each head is standardised over the tokens, median-filtered along time, then the heads are averaged.
+    """
+    from scipy.ndimage import median_filter
+
+    mean = weights.mean(axis=-2, keepdims=True)
+    std = weights.std(axis=-2, keepdims=True) + 1e-8
+    normed = (weights - mean) / std
+    if filter_width > 1 and normed.shape[-1] >= filter_width:
+        normed = median_filter(normed, size=(1, 1, filter_width), mode="nearest")
+    return -normed.mean(axis=0)
+
+
+def speech_regions(audio: np.ndarray, sr: int = SAMPLE_RATE, min_silence: float = 0.1) -> list[tuple[float, float]]:
+    """Speech regions in seconds from silero-vad (its packaged model; no network)."""
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    if audio.size < sr // 10:
+        return []
+    stamps = get_speech_timestamps(
+        torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), _silero(), sampling_rate=sr,
+        min_silence_duration_ms=int(min_silence * 1000), speech_pad_ms=30, min_speech_duration_ms=150,
+    )
+    return [(s["start"] / sr, s["end"] / sr) for s in stamps]
+
+
+_SILERO = None
+
+
+def _silero():
+    global _SILERO
+    if _SILERO is None:
+        from silero_vad import load_silero_vad
+
+        _SILERO = load_silero_vad()
+    return _SILERO
+
+
+def snap_to_speech(
+    start: float, end: float, regions: Sequence[tuple[float, float]], tolerance: float = 0.4
+) -> tuple[float, float, bool]:
+    """Move start to the nearest speech onset and end to the nearest speech offset within `tolerance` seconds.
+
+    Returns (start, end, snapped). An edge with no VAD edge close by stays where it is; a snap that would make the
+    span shorter than 0.1 s is not taken.
+    """
+    onsets = [s for s, _ in regions if abs(s - start) <= tolerance]
+    offsets = [e for _, e in regions if abs(e - end) <= tolerance]
+    new_start = min(onsets, key=lambda s: abs(s - start)) if onsets else start
+    new_end = min(offsets, key=lambda e: abs(e - end)) if offsets else end
+    if new_end - new_start < 0.1:
+        return start, end, False
+    return new_start, new_end, bool(onsets or offsets)
+
+
+def speech_coverage(start: float, end: float, regions: Sequence[tuple[float, float]]) -> float:
+    """Share of [start, end] that the VAD calls speech."""
+    if end <= start:
+        return 0.0
+    covered = sum(max(0.0, min(end, e) - max(start, s)) for s, e in regions)
+    return min(1.0, covered / (end - start))
+
+
+def combine_confidence(log_ratio: float, coverage: float, log_ratio_scale: float = 1.0) -> float:
+    """Probability-like score from the per-token log-likelihood ratio (text given audio vs given silence) and the
+    VAD coverage of the aligned span. A text the audio does not support has a ratio near or below zero."""
+    acoustic = 1.0 / (1.0 + math.exp(-(log_ratio - 0.5) / log_ratio_scale * 4.0))
+    return float(acoustic * (0.5 + 0.5 * coverage))
+
+
+@dataclass
+class Window:
+    """A stretch of audio (seconds) and the items aligned jointly inside it, in time order."""
+
+    start: float
+    end: float
+    items: list[int] = field(default_factory=list)
+
+
+def pack_windows(
+    items: Sequence[AlignItem], duration: float, padding: float = 1.0, max_seconds: float = WINDOW_SECONDS
+) -> list[Window]:
+    """Group timed items (sorted by label start) into windows of at most `max_seconds` around their padded labels.
+
+    An item that overlaps the previous one by more than 0.2 s starts a new window: one DTW path cannot hold two
+    speakers at once.
+    """
+    order = sorted((i for i, it in enumerate(items) if it.label_start is not None and it.label_end is not None),
+                   key=lambda i: (items[i].label_start, items[i].label_end))
+    windows: list[Window] = []
+    for i in order:
+        s = max(0.0, items[i].label_start - padding)
+        e = min(duration, items[i].label_end + padding)
+        if windows:
+            w = windows[-1]
+            last = items[w.items[-1]]
+            if e - w.start <= max_seconds and items[i].label_start >= last.label_end - 0.2:
+                w.items.append(i)
+                w.end = max(w.end, e)
+                continue
+        windows.append(Window(s, min(e, s + max_seconds), [i]))
+    return windows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Whisper backend
+
+
+@dataclass
+class _Span:
+    start: float
+    end: float
+    log_ratio: float
+    token_count: int
+
+
+class WhisperAligner:
+    """Teacher-forced Whisper cross-attention + DTW, with silero-vad edge snapping."""
+
+    name = "whisper"
+
+    def __init__(self, model: str = "openai/whisper-base", device: str = "cpu", language: str = "ko",
+                 padding: float = 1.0, batch_size: int = 4, snap_tolerance: float = 0.4, vad: bool = True,
+                 min_confidence: float = 0.5):
+        import torch
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.torch = torch
+        self.device = device
+        self.padding = padding
+        self.batch_size = batch_size
+        self.snap_tolerance = snap_tolerance
+        self.vad = vad
+        self.min_confidence = min_confidence
+        self.processor = WhisperProcessor.from_pretrained(model)
+        self.model = WhisperForConditionalGeneration.from_pretrained(model, attn_implementation="eager")
+        self.model.eval().to(device)
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.set_prefix_tokens(language=language, task="transcribe", predict_timestamps=False)
+        self.prefix = self.tokenizer("", add_special_tokens=True).input_ids[:-1]  # sot, lang, task, notimestamps
+        self.eot = self.tokenizer.eos_token_id
+        heads = getattr(self.model.generation_config, "alignment_heads", None)
+        if not heads:  # openai/whisper's default: every head of the upper half of the decoder
+            layers, n_heads = self.model.config.decoder_layers, self.model.config.decoder_attention_heads
+            heads = [[layer, h] for layer in range(layers // 2, layers) for h in range(n_heads)]
+        self.heads = [tuple(h) for h in heads]
+        self._silence_states = None
+
+    # -- the model passes
+
+    def _encode(self, clips: list[np.ndarray]):
+        feats = self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        return self.model.model.encoder(feats.to(self.device)).last_hidden_state
+
+    def _silence(self):
+        if self._silence_states is None:
+            with self.torch.inference_mode():
+                self._silence_states = self._encode([np.zeros(SAMPLE_RATE, dtype=np.float32)])
+        return self._silence_states
+
+    def _token_logprobs(self, states, ids):
+        out = self.model(encoder_outputs=(states,), decoder_input_ids=ids, output_attentions=True)
+        logp = out.logits.float().log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        return logp, out.cross_attentions
+
+    def _align_windows(self, clips: list[np.ndarray], texts: list[list[str]]) -> list[list[_Span]]:
+        """Align each clip (<= 30 s) with its list of texts; one _Span per text, times relative to the clip."""
+        torch = self.torch
+        token_lists = [[self.tokenizer(" " + t, add_special_tokens=False).input_ids for t in ts] for ts in texts]
+        seqs = [self.prefix + [tok for toks in tl for tok in toks] + [self.eot] for tl in token_lists]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [self.eot] * (width - len(s)) for s in seqs], device=self.device)
+        with torch.inference_mode():
+            states = self._encode(clips)
+            logp, cross = self._token_logprobs(states, ids)
+            null_logp, _ = self._token_logprobs(self._silence().expand(len(clips), -1, -1), ids)
+            weights = torch.stack([cross[layer][:, head] for layer, head in self.heads], dim=1).float().cpu().numpy()
+        logp, null_logp = logp.float().cpu().numpy(), null_logp.float().cpu().numpy()
+        results = []
+        first = len(self.prefix) - 1  # the no-timestamps position predicts the first text token
+        for b, (clip, tl) in enumerate(zip(clips, token_lists)):
+            n_text = sum(len(t) for t in tl)
+            n_frames = max(1, min(int(round(len(clip) / SAMPLE_RATE / WHISPER_FRAME_SECONDS)), weights.shape[-1]))
+            matrix = weights[b, :, first:first + n_text + 1, :n_frames]
+            rows, cols = dtw_path(attention_cost(matrix))
+            starts = row_start_frames(rows, cols, n_text + 1) * WHISPER_FRAME_SECONDS
+            durations = np.diff(starts)
+            longest_first = max(0.1, 2.0 * float(np.median(durations))) if n_text else 0.0
+            spans, k = [], 0
+            for toks in tl:
+                n = len(toks)
+                ratio = float((logp[b, first + k:first + k + n] - null_logp[b, first + k:first + k + n]).mean()) if n else 0.0
+                # the first token of a text also takes the silence before it: keep at most a typical token of it
+                start = max(float(starts[k]), float(starts[k + 1]) - longest_first) if n > 1 else float(starts[k])
+                spans.append(_Span(start, float(starts[k + n]), ratio, n))
+                k += n
+            results.append(spans)
+        return results
+
+    def _run_windows(self, audio: np.ndarray, jobs: list[tuple[float, float, list[str]]]) -> list[list[_Span]]:
+        """Batch (start, end, texts) windows through the model; spans come back in absolute seconds."""
+        out: list[list[_Span]] = []
+        for b in range(0, len(jobs), self.batch_size):
+            batch = jobs[b:b + self.batch_size]
+            clips = [audio[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)] for s, e, _ in batch]
+            for (s, _, _), spans in zip(batch, self._align_windows(clips, [t for _, _, t in batch])):
+                out.append([replace(sp, start=sp.start + s, end=sp.end + s) for sp in spans])
+        return out
+
+    def _finish(self, span: _Span, regions: list[tuple[float, float]] | None, method: str) -> Alignment:
+        start, end = span.start, span.end
+        if regions is not None:
+            start, end, snapped = snap_to_speech(start, end, regions, self.snap_tolerance)
+            method += "+vad" if snapped else ""
+            coverage = speech_coverage(start, end, regions)
+        else:
+            coverage = 1.0
+        confidence = combine_confidence(span.log_ratio, coverage)
+        ok = confidence >= self.min_confidence
+        return Alignment(start, end, confidence, method, ok, "" if ok else "low alignment confidence")
+
+    # -- the public interface
+
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]:
+        duration = len(audio) / SAMPLE_RATE
+        results: list[Alignment | None] = [None] * len(items)
+        for i, it in enumerate(items):
+            if it.label_start is None or it.label_end is None:
+                results[i] = Alignment(0.0, 0.0, 0.0, "label", False, "no label times (use align_long)")
+            elif not it.text_pron.strip():
+                results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "no text to align")
+            elif it.label_start >= duration:
+                results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "label starts after the audio ends")
+        todo = [it if results[i] is None else AlignItem("", None, None) for i, it in enumerate(items)]
+        windows = pack_windows(todo, duration, self.padding)
+        regions = speech_regions(audio) if self.vad else None
+        spans = self._run_windows(audio, [(w.start, w.end, [items[i].text_pron for i in w.items]) for w in windows])
+        for w, window_spans in zip(windows, spans):
+            for i, span in zip(w.items, window_spans):
+                results[i] = self._finish(span, regions, "whisper-dtw")
+        return results  # type: ignore[return-value]
+
+    def align_long(self, audio: np.ndarray, texts: Sequence[str], chars_per_second: float = 9.0) -> list[Alignment]:
+        """Align a whole transcript with no times, one 30 s window at a time.
+
+        Each window gets as many of the next texts as could be spoken in it (at `chars_per_second`); texts that the
+        alignment puts well before the window's end are kept and the next window starts after the last of them.
+        """
+        duration = len(audio) / SAMPLE_RATE
+        regions = speech_regions(audio) if self.vad else None
+        results: list[Alignment] = []
+        cursor, i = 0.0, 0
+        while i < len(texts):
+            w_end = min(duration, cursor + WINDOW_SECONDS)
+            batch, chars, tokens = [], 0, 0
+            while i + len(batch) < len(texts):
+                text = texts[i + len(batch)]
+                n_tok = len(self.tokenizer(" " + text, add_special_tokens=False).input_ids)
+                if batch and (chars + len(text) > chars_per_second * (w_end - cursor) or tokens + n_tok > MAX_TARGET_TOKENS):
+                    break
+                batch.append(text)
+                chars, tokens = chars + len(text), tokens + n_tok
+            spans = self._run_windows(audio, [(cursor, w_end, batch)])[0]
+            last_window = w_end >= duration - 0.01
+            keep = len(spans) if last_window else max(1, sum(1 for sp in spans if sp.end < w_end - 2.0))
+            for sp in spans[:keep]:
+                results.append(self._finish(sp, regions, "whisper-dtw-long"))
+            i += keep
+            cursor = max(cursor + 0.5, results[-1].end) if results else cursor + WINDOW_SECONDS
+            if cursor >= duration - 0.05:
+                for _ in texts[i:]:
+                    results.append(Alignment(duration, duration, 0.0, "whisper-dtw-long", False, "no audio left for this text"))
+                break
+        return results
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CTC segmentation backend
+
+
+def ctc_segment(log_probs: np.ndarray, texts: Sequence[str], char_list: Sequence[str], blank: int,
+                index_duration: float, word_delimiter: str | None = None) -> list[tuple[float, float, float]]:
+    """CTC segmentation of `texts` (in order) over frame log-posteriors (frames x vocab).
+
+    Returns (start, end, score) per text in seconds; start is the first character's frame, end the frame where the
+    blank after the last character begins; score is ctc_segmentation's min-mean log-probability (<= 0).
+    """
+    from ctc_segmentation import CtcSegmentationParameters, ctc_segmentation, determine_utterance_segments, prepare_text
+
+    config = CtcSegmentationParameters(char_list=list(char_list), blank=blank, index_duration=index_duration,
+                                       min_window_size=min(8000, max(100, log_probs.shape[0])))
+    config.update_excluded_characters()
+    if word_delimiter:
+        texts = [t.strip().replace(" ", word_delimiter) for t in texts]
+    ground_truth, begins = prepare_text(config, texts)
+    timings, char_probs, _ = ctc_segmentation(config, np.asarray(log_probs, dtype=np.float64), ground_truth)
+    scored = determine_utterance_segments(config, begins, char_probs, timings, texts)
+    out = []
+    for k, (_, _, score) in enumerate(scored):
+        first, after_last = begins[k] + 1, begins[k + 1]
+        start = float(timings[min(first, len(timings) - 1)])
+        end = float(timings[after_last]) if after_last > first else start
+        out.append((start, end, float(score)))
+    return out
+
+
+class CTCAligner:
+    """wav2vec2-style CTC posteriors aligned with ctc-segmentation; VAD snapping as for Whisper."""
+
+    name = "ctc"
+
+    def __init__(self, model: str, device: str = "cpu", padding: float = 1.0, chunk_seconds: float = 30.0,
+                 snap_tolerance: float = 0.4, vad: bool = True, min_confidence: float = 0.5):
+        import torch
+        from transformers import AutoModelForCTC, AutoProcessor
+
+        self.torch = torch
+        self.device = device
+        self.padding = padding
+        self.chunk_seconds = chunk_seconds
+        self.snap_tolerance = snap_tolerance
+        self.vad = vad
+        self.min_confidence = min_confidence
+        self.processor = AutoProcessor.from_pretrained(model)
+        self.model = AutoModelForCTC.from_pretrained(model).eval().to(device)
+        vocab = self.processor.tokenizer.get_vocab()
+        self.char_list = [""] * len(vocab)
+        for token, index in vocab.items():
+            if index < len(self.char_list):
+                self.char_list[index] = token
+        self.blank = self.processor.tokenizer.pad_token_id
+        self.word_delimiter = getattr(self.processor.tokenizer, "word_delimiter_token", None)
+        ratio = int(np.prod(getattr(self.model.config, "conv_stride", [320])))
+        self.index_duration = ratio / SAMPLE_RATE
+
+    def log_probs(self, audio: np.ndarray) -> np.ndarray:
+        """Frame log-posteriors of `audio`, computed in chunks so long episodes keep memory flat."""
+        chunk = int(self.chunk_seconds * SAMPLE_RATE)
+        parts = []
+        for s in range(0, max(1, len(audio)), chunk):
+            piece = audio[s:s + chunk]
+            if len(piece) < 400:  # shorter than the conv receptive field
+                break
+            inputs = self.processor.feature_extractor(piece, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            with self.torch.inference_mode():
+                logits = self.model(inputs.input_values.to(self.device)).logits[0]
+            parts.append(logits.float().log_softmax(-1).cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.char_list)), dtype=np.float32)
+
+    def _segments(self, audio: np.ndarray, texts: Sequence[str], offset: float,
+                  regions: list[tuple[float, float]] | None, method: str) -> list[Alignment]:
+        lpz = self.log_probs(audio)
+        if lpz.shape[0] < 2:
+            return [Alignment(offset, offset, 0.0, method, False, "audio too short to align") for _ in texts]
+        out = []
+        for start, end, score in ctc_segment(lpz, texts, self.char_list, self.blank, self.index_duration,
+                                             self.word_delimiter):
+            start, end = start + offset, end + offset
+            if regions is not None:
+                start, end, snapped = snap_to_speech(start, end, regions, self.snap_tolerance)
+                label = method + ("+vad" if snapped else "")
+                coverage = speech_coverage(start, end, regions)
+            else:
+                label, coverage = method, 1.0
+            confidence = float(math.exp(max(score, -50.0)) * (0.5 + 0.5 * coverage))
+            ok = confidence >= self.min_confidence
+            out.append(Alignment(start, end, confidence, label, ok, "" if ok else "low alignment confidence"))
+        return out
+
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]:
+        duration = len(audio) / SAMPLE_RATE
+        regions = speech_regions(audio) if self.vad else None
+        results: list[Alignment | None] = [None] * len(items)
+        for i, it in enumerate(items):
+            if it.label_start is None or it.label_end is None:
+                results[i] = Alignment(0.0, 0.0, 0.0, "label", False, "no label times (use align_long)")
+            elif not it.text_pron.strip():
+                results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "no text to align")
+        todo = [it if results[i] is None else AlignItem("", None, None) for i, it in enumerate(items)]
+        for w in pack_windows(todo, duration, self.padding, self.chunk_seconds):
+            clip = audio[int(w.start * SAMPLE_RATE):int(w.end * SAMPLE_RATE)]
+            for i, a in zip(w.items, self._segments(clip, [items[i].text_pron for i in w.items], w.start, regions, "ctc-seg")):
+                results[i] = a
+        return results  # type: ignore[return-value]
+
+    def align_long(self, audio: np.ndarray, texts: Sequence[str]) -> list[Alignment]:
+        regions = speech_regions(audio) if self.vad else None
+        return self._segments(audio, texts, 0.0, regions, "ctc-seg-long")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measurement on a generated corpus with jittered label times (truth.jsonl)
+
+
+def boundary_errors(truth_rows: Sequence[dict], alignments: Sequence[Alignment | None], tolerance: float = 0.2) -> dict:
+    """Boundary errors against the true times, before (label times) and after (aligned times) refinement.
+
+    `alignments[k]` belongs to `truth_rows[k]` (None: not aligned, counted as unchanged label times). An error of a
+    sentence is the larger of its start and end errors; "within" counts sentences whose both edges are within
+    `tolerance` seconds.
+    """
+    def stats(pairs: list[tuple[dict, tuple[float, float]]]) -> dict:
+        if not pairs:
+            return {"n": 0}
+        edges = np.array([[abs(s - r["true_start"]), abs(e - r["true_end"])] for r, (s, e) in pairs])
+        worst = edges.max(axis=1)
+        return {"n": len(pairs), "median_abs_error": float(np.median(edges)), "mean_abs_error": float(edges.mean()),
+                "p90_abs_error": float(np.quantile(edges, 0.9)), "within_tolerance": float((worst <= tolerance).mean())}
+
+    report = {"tolerance": tolerance}
+    for subset in ("all", "jittered"):
+        rows = [(r, a) for r, a in zip(truth_rows, alignments) if subset == "all" or r.get("jittered")]
+        report[subset] = {
+            "before": stats([(r, (r["label_start"], r["label_end"])) for r, _ in rows]),
+            "after": stats([(r, (a.start, a.end) if a is not None else (r["label_start"], r["label_end"]))
+                            for r, a in rows]),
+        }
+    return report
+
+
+def measure_corpus(corpus: Path, aligner: Aligner, limit: int | None = None, conditions: Iterable[str] | None = None) -> dict:
+    """Align every labelled sentence of a generated corpus and compare with truth.jsonl."""
+    from .corpus import read_corpus
+    from .fileio import read_jsonl
+    from .textnorm import parse_label
+
+    truth = {(r["episode_id"], int(r["sentence_id"])): r for r in read_jsonl(corpus / "truth.jsonl")}
+    wanted = set(conditions) if conditions else None
+    rows, alignments, audio_seconds, cpu_seconds, episodes = [], [], 0.0, 0.0, 0
+    for episode in read_corpus(corpus):
+        if limit is not None and episodes >= limit:
+            break
+        pairs = [(s, truth.get((episode.id, s.index))) for s in episode.sentences]
+        pairs = [(s, r) for s, r in pairs if r is not None and (wanted is None or r.get("condition") in wanted)]
+        if not pairs:
+            continue
+        audio = episode.audio.load()
+        items = [AlignItem(parse_label(s.text).pronunciation, s.start, s.end) for s, _ in pairs]
+        t0 = time.process_time()
+        result = aligner.align(audio, items)
+        cpu_seconds += time.process_time() - t0
+        audio_seconds += len(audio) / SAMPLE_RATE
+        episodes += 1
+        rows.extend(r for _, r in pairs)
+        alignments.extend(result)
+    report = boundary_errors(rows, alignments)
+    report.update(episodes=episodes, sentences=len(rows), audio_seconds=audio_seconds, cpu_seconds=cpu_seconds,
+                  audio_seconds_per_cpu_second=audio_seconds / cpu_seconds if cpu_seconds else None,
+                  methods={m: sum(a.method == m for a in alignments) for m in sorted({a.method for a in alignments})},
+                  ok=sum(a.ok for a in alignments))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kidsasr.alignment",
+                                     description="Measure boundary refinement on a generated corpus (truth.jsonl).")
+    parser.add_argument("--corpus", type=Path, required=True, help="a `kidsasr synth` output folder")
+    parser.add_argument("--kind", default="whisper", choices=["whisper", "ctc"])
+    parser.add_argument("--model", default=None, help="model id or path (default openai/whisper-base for whisper)")
+    parser.add_argument("--no-vad", action="store_true", help="do not snap to silero-vad speech edges")
+    parser.add_argument("--limit", type=int, default=None, help="align at most this many episodes")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if not (args.corpus / "truth.jsonl").is_file():
+        print(f"{args.corpus}: no truth.jsonl (not a generated corpus)", file=sys.stderr)
+        return 2
+    aligner = load_aligner(args.kind, args.model, vad=not args.no_vad)
+    report = measure_corpus(args.corpus, aligner, args.limit)
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    if args.json:
+        from .fileio import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
