@@ -1,0 +1,185 @@
+"""`kidsasr eval`: scoring hypotheses files, reports, RESULTS.md rows, bad input; one end-to-end run with
+whisper-base on a tiny prepared split."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kidsasr import evaluation
+from kidsasr.cli import main
+
+UTTERANCES = [  # id, text, category, age_group, sex, speaker_role, condition
+    ("ep1_0001", "안녕하세요.", "어린이 드라마", "7-9", "F", "child", "clean"),
+    ("ep1_0002", "나는 학교에 가요.", "어린이 드라마", "7-9", "M", "child", "music"),
+    ("ep1_0003", "사과 3개 주세요", "어린이 드라마", "adult", "F", "adult", "clean"),
+    ("ep2_0001", "오늘은 공원에 가요", "어린이 예능", "4-6", "F", "child", "noise"),
+    ("ep2_0002", "고마워", "어린이 예능", None, None, None, None),
+]
+HYPS = {"ep1_0001": "안녕하세여", "ep1_0002": "나는 학교 가요", "ep1_0003": "사과 세 개 주세요",
+        "ep2_0002": "고마워 고마워 고마워"}  # ep2_0001 missing: 8 deletions
+# hand count: 1 + 1 + 0 + 8 + 6 edits over 5 + 7 + 7 + 8 + 3 = 30 reference chars
+MODEL_CER = 16 / 30
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def manifest(tmp_path) -> Path:
+    rows = [{"id": i, "episode_id": i[:3], "split": "test", "audio_source": f"{i[:3]}.wav", "start": 0.0,
+             "end": 1.0, "text": t, "text_pron": t, "raw_text": t, "category": c, "age_group": a, "sex": s,
+             "speaker_role": r, "condition": k} for i, t, c, a, s, r, k in UTTERANCES]
+    rows.append({**rows[0], "id": "train_0001", "split": "train"})
+    return write_jsonl(tmp_path / "manifest.jsonl", rows)
+
+
+@pytest.fixture()
+def hyps(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "hyps.jsonl", [{"id": k, "text": v} for k, v in HYPS.items()])
+
+
+def run_eval(tmp_path, *args) -> int:
+    return main(["eval", "--results-md", str(tmp_path / "RESULTS.md"), "--bootstrap", "200", *map(str, args)])
+
+
+def test_hypotheses_file_is_scored_and_reported(tmp_path, manifest, hyps):
+    out = tmp_path / "run1"
+    assert run_eval(tmp_path, "--hyps", hyps, "--data", manifest, "--out", out) == 0
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["utterances"] == 5  # the train row is not in the test split
+    assert m["model"]["cer"]["estimate"] == pytest.approx(MODEL_CER)
+    assert m["model"]["cer"]["ci_low"] <= MODEL_CER <= m["model"]["cer"]["ci_high"]
+    assert m["model"]["missing_ids"] == ["ep2_0001"] and m["model"]["char_edits"]["deletions"] >= 8
+    assert m["model"]["hallucinated_utterances"] == 1
+    assert m["normalisation_policy"].startswith("Headline CER")
+    for field, rows in m["breakdowns"]["model"].items():
+        assert sum(r["utterances"] for r in rows) == 5, field
+        assert sum(r["reference_chars"] for r in rows) == 30, field
+    roles = {r["value"]: r["utterances"] for r in m["breakdowns"]["model"]["speaker_role"]}
+    assert roles == {"child": 3, "adult": 1, "unknown": 1}
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Normalisation policy" in report and "NOT measured on our data" in report and "ep2_0001" in report
+    for png in ("cer_by_subset.png", "cer_by_length.png", "confusions.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_utt = [json.loads(line) for line in (out / "utterances.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [u["id"] for u in per_utt] == sorted(i for i, *_ in UTTERANCES)
+
+
+def test_baseline_hypotheses_give_a_paired_comparison(tmp_path, manifest, hyps):
+    perfect = write_jsonl(tmp_path / "base.jsonl", [{"id": i, "text": t} for i, t, *_ in UTTERANCES])
+    out = tmp_path / "run"
+    assert run_eval(tmp_path, "--hyps", hyps, "--baseline-hyps", perfect, "--data", manifest, "--out", out) == 0
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["baseline"]["cer"]["estimate"] == 0.0
+    assert m["comparison"]["difference"]["estimate"] == pytest.approx(MODEL_CER)
+    assert "paired bootstrap" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_results_md_gets_one_row_per_run_and_keeps_other_sections(tmp_path, manifest, hyps):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\n## Subtitles\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n", encoding="utf-8")
+    for k in range(2):
+        assert run_eval(tmp_path, "--hyps", hyps, "--data", manifest, "--out", tmp_path / f"r{k}") == 0
+    text = results.read_text(encoding="utf-8")
+    assert "## Subtitles\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n" in text
+    runs = text.split("## Runs")[1]
+    rows = [line for line in runs.splitlines() if line.startswith("| 20")]
+    assert [r.split(" | ")[1] for r in rows] == ["r0", "r1"]
+    assert "53.33 [" in rows[0]
+
+
+def test_non_utf8_hypotheses_name_file_and_line(tmp_path, manifest, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "ep1_0001", "text": "ok"}\n' + '{"id": "ep1_0002", "text": "학교"}\n'.encode("cp949"))
+    assert run_eval(tmp_path, "--hyps", bad, "--data", manifest, "--out", tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl:2" in err and "not UTF-8" in err
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"id": "ep9_0001", "text": "유령"}], "ep9_0001"),  # id not in the references
+    ([{"id": "ep1_0001", "text": "a"}, {"id": "ep1_0001", "text": "b"}], "appears twice"),
+    ([{"id": "ep1_0001"}], "row 1"),
+])
+def test_mismatched_hypotheses_are_errors(tmp_path, manifest, capsys, rows, message):
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows)
+    assert run_eval(tmp_path, "--hyps", bad, "--data", manifest, "--out", tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl" in err and message in err
+
+
+def test_empty_reference_is_an_error_naming_file_and_id(tmp_path, capsys):
+    refs = write_jsonl(tmp_path / "refs.jsonl", [{"id": "ep1_0001", "text": "안녕"}, {"id": "ep1_0002", "text": " . "}])
+    hyps = write_jsonl(tmp_path / "h.jsonl", [{"id": "ep1_0001", "text": "안녕"}, {"id": "ep1_0002", "text": "네"}])
+    assert run_eval(tmp_path, "--hyps", hyps, "--data", refs, "--out", tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "refs.jsonl" in err and "ep1_0002" in err and "empty" in err
+
+
+def test_interrupted_transcription_cache_is_reused(tmp_path):
+    cache = tmp_path / "hyps-model.jsonl"
+    cache.write_text('{"id": "a", "text": "안녕", "audio_seconds": 1.0, "compute_seconds": 0.5}\n{"id": "b", "te',
+                     encoding="utf-8")
+    assert list(evaluation._read_cache(cache)) == ["a"]
+
+
+# ---- end to end with whisper-base ---------------------------------------------------------------------------
+
+SENTENCES = [("안녕하세요 친구들", "어린이 예능", "child", "F", "7-9"),
+             ("오늘은 공원에 가요", "어린이 드라마", "adult", "M", "adult"),
+             ("사과가 세 개 있어요", "어린이 교육", "child", "M", "4-6")]
+
+
+def build_tiny_split(root: Path) -> Path:
+    """A prepared test split per kidsasr.manifest: espeak-ng Korean clips as FLAC bytes in parquet."""
+    import datasets
+    import soundfile as sf
+
+    from kidsasr.audio import load_audio
+    from kidsasr.manifest import Utterance
+
+    rows = []
+    for k, (text, category, role, sex, age) in enumerate(SENTENCES):
+        wav = root / f"clip{k}.wav"
+        subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(wav), text], check=True)
+        audio = load_audio(wav)
+        buf = io.BytesIO()
+        sf.write(buf, audio, 16000, format="FLAC")
+        utt = Utterance(id=f"ep{k}_0001", episode_id=f"ep{k}", split="test", audio_source=str(wav), start=0.0,
+                        end=len(audio) / 16000, text=text, text_pron=text, raw_text=text, category=category,
+                        speaker_role=role, sex=sex, age_group=age, condition="clean")
+        rows.append({**utt.to_row(), "audio": {"bytes": buf.getvalue(), "path": None}})
+    (root / "dataset" / "test").mkdir(parents=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(root / "dataset" / "test" / "part-0.parquet"))
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+def test_end_to_end_eval_with_whisper_base(tmp_path):
+    from conftest import WHISPER_BASE
+
+    data = build_tiny_split(tmp_path / "prep")
+    out = tmp_path / "run"
+    args = ["--model", WHISPER_BASE, "--backend", "transformers", "--baseline", "none", "--data", data,
+            "--split", "test", "--out", out, "--batch-size", "3"]
+    assert run_eval(tmp_path, *args) == 0
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["utterances"] == 3 and m["model"]["missing_hypotheses"] == 0
+    assert m["model"]["real_time_factor"] > 0
+    assert m["model"]["cer"]["estimate"] >= 0
+    cached = (out / "hyps-model.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(cached) == 3
+    # a rerun resumes from the cache instead of transcribing again
+    assert run_eval(tmp_path, *args) == 0
+    assert (out / "hyps-model.jsonl").read_text(encoding="utf-8").splitlines() == cached
+    assert len([line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| 20")]) == 2
