@@ -147,6 +147,7 @@ def build_tiny_split(root: Path) -> Path:
     from kidsasr.audio import load_audio
     from kidsasr.manifest import Utterance
 
+    root.mkdir(parents=True)
     rows = []
     for k, (text, category, role, sex, age) in enumerate(SENTENCES):
         wav = root / f"clip{k}.wav"
