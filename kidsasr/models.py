@@ -161,7 +161,7 @@ class CT2Whisper:
             return empty_hypothesis()
         text = "".join(s["text"] for s in subsegments).strip()
         words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w["probability"]))
-                 for s in subsegments for w in s.get("words", []) if w["word"].strip()]
+                 for s in subsegments for w in s.get("words", []) if w["word"].strip() and "\ufffd" not in w["word"]]
         first = subsegments[0]
         return Hypothesis(text=text, words=words, avg_logprob=float(first["avg_logprob"]),
                           compression_ratio=compression_ratio(text), no_speech_prob=float(first["no_speech_prob"]))
