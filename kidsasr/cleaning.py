@@ -1,0 +1,147 @@
+"""Audio cleaning for data prep: decode, measure and normalise broadcast audio.
+
+An episode is decoded once to 16 kHz mono (`kidsasr.audio`: WAV, raw PCM, MP3, MP4/M4A through ffmpeg) and
+analysed once per 32 ms frame: silero-vad speech probability (the batched ONNX "sequence" model, one call per
+~16 s block instead of one per frame), RMS level and spectral flatness. Every sentence is then measured from
+those frame arrays (speech ratio, SNR, clipping, background condition) and cut, DC-removed and
+loudness-normalised on its own, so memory holds one episode at a time.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import soundfile as sf
+
+from .audio import SAMPLE_RATE
+
+FRAME = 512  # silero-vad's frame at 16 kHz: 32 ms
+FRAME_SECONDS = FRAME / SAMPLE_RATE
+SILENCE_DB = -100.0
+MAX_SNR_DB = 60.0
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    vad_threshold: float = 0.5  # speech probability above which a frame counts as speech
+    target_dbfs: float = -23.0  # RMS level of the speech frames after normalisation
+    max_gain_db: float = 30.0  # never amplify (or attenuate) by more than this
+    peak_ceiling_dbfs: float = -1.0  # the normalised clip's peak stays below this
+    clip_level: float = 0.999  # |sample| at or above this (full scale 1.0) counts as clipped
+    context_seconds: float = 1.0  # audio either side of a sentence used for its background estimate
+    clean_snr_db: float = 25.0  # background this far below speech counts as clean
+    music_flatness: float = 0.25  # background flatter than this is noise; more tonal is music
+
+
+@dataclass
+class EpisodeSignal:
+    """One episode's audio and its per-frame measurements."""
+
+    audio: np.ndarray  # 16 kHz mono float32, as decoded
+    speech_prob: np.ndarray  # silero-vad probability per frame
+    frame_power: np.ndarray  # mean square per frame
+    flatness: np.ndarray  # spectral flatness per frame (0 tonal .. 1 white noise)
+
+    @property
+    def duration(self) -> float:
+        return self.audio.size / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class SegmentQuality:
+    speech_ratio: float  # share of the sentence's frames the VAD calls speech
+    snr_db: float  # speech power over background power; MAX_SNR_DB for a digitally silent background
+    clipped_fraction: float  # share of samples at full scale
+    condition: str  # clean | music | noise: the background under the sentence
+    speech_db: float  # RMS level of the speech frames
+
+
+@lru_cache(maxsize=1)
+def load_vad():
+    """silero-vad's batched ONNX model (one per process; it carries no state between calls)."""
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad(sequence=True)
+
+
+def frame_view(audio: np.ndarray) -> np.ndarray:
+    """(n_frames, FRAME) frames, the last zero-padded, matching silero-vad's framing."""
+    n_frames = -(-audio.size // FRAME)
+    padded = np.zeros(n_frames * FRAME, dtype=np.float32)
+    padded[: audio.size] = audio
+    return padded.reshape(n_frames, FRAME)
+
+
+def spectral_flatness(frames: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Geometric over arithmetic mean of each frame's power spectrum (blocked to bound memory)."""
+    window = np.hanning(FRAME).astype(np.float32)
+    out = np.empty(len(frames), dtype=np.float32)
+    for first in range(0, len(frames), block):
+        power = np.abs(np.fft.rfft(frames[first: first + block] * window, axis=1)) ** 2 + 1e-12
+        out[first: first + block] = np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)
+    return out
+
+
+def analyse(audio: np.ndarray) -> EpisodeSignal:
+    """Run the VAD and the frame measurements over a whole 16 kHz mono episode."""
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    frames = frame_view(audio - audio.mean(dtype=np.float64).astype(np.float32))
+    speech_prob = load_vad().audio_forward(audio)[: len(frames)]
+    return EpisodeSignal(audio, speech_prob, (frames.astype(np.float64) ** 2).mean(axis=1), spectral_flatness(frames))
+
+
+def _frame_range(signal: EpisodeSignal, start: float, end: float) -> slice:
+    first = max(0, int(start / FRAME_SECONDS))
+    last = min(len(signal.speech_prob), max(first + 1, int(np.ceil(end / FRAME_SECONDS))))
+    return slice(first, last)
+
+
+def _db(power: float) -> float:
+    return float(10 * np.log10(power)) if power > 1e-10 else SILENCE_DB
+
+
+def segment_quality(signal: EpisodeSignal, start: float, end: float, config: CleaningConfig) -> SegmentQuality:
+    """Speech ratio, SNR, clipping and background condition of [start, end) from the episode's frames."""
+    inside = _frame_range(signal, start, end)
+    is_speech = signal.speech_prob[inside] >= config.vad_threshold
+    speech_ratio = float(is_speech.mean()) if is_speech.size else 0.0
+    around = _frame_range(signal, max(0.0, start - config.context_seconds), end + config.context_seconds)
+    around_speech = signal.speech_prob[around] >= config.vad_threshold
+    power = signal.frame_power[around]
+    background = power[~around_speech]
+    speech_power = float(signal.frame_power[inside][is_speech].mean()) if is_speech.any() else 0.0
+    noise_power = float(np.median(background)) if background.size else float(power.min(initial=0.0))
+    if speech_power <= 0:
+        snr = -MAX_SNR_DB
+    elif noise_power <= 1e-10:
+        snr = MAX_SNR_DB
+    else:
+        snr = float(np.clip(_db(max(speech_power - noise_power, 1e-10)) - _db(noise_power), -MAX_SNR_DB, MAX_SNR_DB))
+    if snr >= config.clean_snr_db or not background.size:
+        condition = "clean"
+    else:
+        tonal = float(np.median(signal.flatness[around][~around_speech])) < config.music_flatness
+        condition = "music" if tonal else "noise"
+    clip = signal.audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
+    clipped = float((np.abs(clip) >= config.clip_level).mean()) if clip.size else 0.0
+    return SegmentQuality(speech_ratio, snr, clipped, condition, _db(speech_power))
+
+
+def normalise(clip: np.ndarray, speech_db: float, config: CleaningConfig) -> tuple[np.ndarray, float]:
+    """Remove DC and bring the speech level to the target (gain bounded, peak kept under the ceiling)."""
+    clip = clip - clip.mean(dtype=np.float64).astype(np.float32)
+    gain_db = float(np.clip(config.target_dbfs - speech_db, -config.max_gain_db, config.max_gain_db))
+    peak = float(np.abs(clip).max(initial=0.0))
+    if peak > 0:
+        gain_db = min(gain_db, config.peak_ceiling_dbfs - 20 * np.log10(peak))
+    return (clip * np.float32(10 ** (gain_db / 20))).astype(np.float32), gain_db
+
+
+def flac_bytes(clip: np.ndarray) -> bytes:
+    """16-bit 16 kHz FLAC: lossless for 16-bit sources, about half the size of WAV."""
+    buf = io.BytesIO()
+    sf.write(buf, clip, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
