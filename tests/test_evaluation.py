@@ -184,3 +184,69 @@ def test_end_to_end_eval_with_whisper_base(tmp_path):
     assert run_eval(tmp_path, *args) == 0
     assert (out / "hyps-model.jsonl").read_text(encoding="utf-8").splitlines() == cached
     assert len([line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| 20")]) == 2
+
+
+# ---- long-form subtitle scoring -----------------------------------------------------------------------------
+
+LABEL = {"media_info": {"file_name": "ep.wav", "sentence_list": [
+    {"sentence_id": 1, "sentence": "안녕하세요.", "start": "0:00:01.000", "end": "0:00:03.000", "speaker_id": "C1"},
+    {"sentence_id": 2, "sentence": "사과 주세요", "start": "0:00:03.500", "end": "0:00:05.000", "speaker_id": "C1"},
+    {"sentence_id": 3, "sentence": "고마워!", "start": "0:00:10.000", "end": "0:00:12.000", "speaker_id": "C1"}]}}
+VTT = ("WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n안녕하세여\n\n"
+       "00:00:03.500 --> 00:00:12.000\n사과 주세요\n고마워\n")
+
+
+@pytest.fixture()
+def episode(tmp_path) -> tuple[Path, Path]:
+    label = tmp_path / "ep.json"
+    label.write_text(json.dumps(LABEL, ensure_ascii=False), encoding="utf-8")
+    vtt = tmp_path / "ep.vtt"
+    vtt.write_text(VTT, encoding="utf-8")
+    return vtt, label
+
+
+def test_subtitle_file_scored_against_label_json(episode):
+    from kidsasr.longform_eval import evaluate_subtitles
+
+    vtt, label = episode
+    r = evaluate_subtitles(vtt, label, "kids")
+    assert r["cues"] == 2 and r["reference_segments"] == 3
+    assert r["cer"]["rate"] == pytest.approx(1 / 13)  # 안녕하세여: one substitution over 13 syllables
+    # char tokens + break tokens: ref 5+<eob> 5+<eob> 3+<eob> = 16; edits: 여/요, <eol> for the missing <eob>
+    assert r["suber_char"] == pytest.approx(100 * 2 / 16, abs=0.01)
+    assert r["suber_eojeol"] > r["suber_char"]
+    t = r["timing"]
+    assert t["on_screen_seconds"] == pytest.approx(10.5)
+    assert t["off_speech_seconds"] == pytest.approx(5.0)  # 5.0 -> 10.0 with nobody speaking
+    assert t["cues_spanning_pauses"] == 1 and t["speech_covered_share"] == pytest.approx(1.0)
+    s = r["style_compliance"]
+    assert s["cues_with_violations"] == 1 and s["compliance"] == pytest.approx(0.5)
+    assert any(rule.startswith("duration") for rule in s["violations_by_rule"])
+
+
+def test_identical_subtitles_score_zero_and_srt_reads_the_same(tmp_path, episode):
+    from kidsasr.longform_eval import evaluate_subtitles, read_subtitles
+
+    vtt, _ = episode
+    r = evaluate_subtitles(vtt, vtt)
+    assert r["cer"]["rate"] == 0 and r["suber_char"] == 0 and r["suber_eojeol"] == 0
+    srt = tmp_path / "ep.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:03,000\n안녕하세여\n\n2\n00:00:03,500 --> 00:00:12,000\n"
+                   "사과 주세요\n고마워\n", encoding="utf-8")
+    assert read_subtitles(srt) == read_subtitles(vtt)
+
+
+def test_subtitle_cli_writes_metrics_and_rejects_bad_files(tmp_path, episode, capsys):
+    vtt, label = episode
+    out = tmp_path / "sub"
+    assert main(["eval", "--subtitles", str(vtt), "--reference", str(label), "--out", str(out)]) == 0
+    assert json.loads((out / "subtitle_metrics.json").read_text(encoding="utf-8"))["cues"] == 2
+    assert "SubER" in (out / "subtitle_report.md").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.vtt"
+    bad.write_bytes("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n".encode() + "안녕".encode("cp949") + b"\n")
+    assert main(["eval", "--subtitles", str(bad), "--reference", str(label)]) == 2
+    assert "bad.vtt:4" in capsys.readouterr().err
+    empty_label = tmp_path / "empty.json"
+    empty_label.write_text('{"media_info": {}}', encoding="utf-8")
+    assert main(["eval", "--subtitles", str(vtt), "--reference", str(empty_label)]) == 2
+    assert "empty.json" in capsys.readouterr().err
