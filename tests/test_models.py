@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kidsasr.audio import resample
+from kidsasr.models import DecodeOptions, compression_ratio, load_recognizer
+
+from conftest import WHISPER_BASE
+
+SR = 16000
+
+
+def espeak(text: str, voice: str = "ko+f3", pitch: int = 70) -> np.ndarray:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "--stdout", text],
+                         capture_output=True, check=True).stdout
+    import io
+
+    audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    return resample(audio, sr, SR)
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return espeak("우리 친구들 안녕! 오늘은 토끼와 거북이 이야기를 들려줄게요.")
+
+
+@pytest.fixture(scope="module")
+def tiny_ctc_dir(tmp_path_factory):
+    """A random-initialised wav2vec2 CTC model with a small Hangul vocabulary, saved like a Hub checkpoint."""
+    import torch
+    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
+                              Wav2Vec2Processor)
+
+    out = tmp_path_factory.mktemp("tiny-ctc")
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{ch: i + 3 for i, ch in enumerate("가나다라마바사아자차카타파하")}}
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = Wav2Vec2CTCTokenizer(str(out / "vocab.json"), pad_token="<pad>", unk_token="<unk>",
+                                     word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(sampling_rate=SR, return_attention_mask=True, do_normalize=True)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(out)
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, pad_token_id=0, feat_extract_norm="layer",
+                            do_stable_layer_norm=True)
+    model = Wav2Vec2ForCTC(config)
+    with torch.no_grad():  # an untrained model: make it emit characters rather than only blanks
+        model.lm_head.bias[0] = -5.0
+    model.save_pretrained(out)
+    return out
+
+
+def test_decode_options_are_checked_and_token_budget_is_capped():
+    with pytest.raises(TypeError, match="unknown decode options: beams"):
+        DecodeOptions.from_kwargs({"beams": 5})
+    o = DecodeOptions()
+    assert o.new_tokens_for(1.0) < o.new_tokens_for(10.0) <= o.max_new_tokens < 448
+    assert o.new_tokens_for(30.0) == o.max_new_tokens
+
+
+def test_compression_ratio_flags_loops():
+    assert compression_ratio("하우스카 " * 40) > 2.4 > compression_ratio("우리 같이 공원에 가서 놀아요.")
+
+
+def test_unknown_backend_is_an_error(tiny_ctc_dir):
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_recognizer(str(tiny_ctc_dir), backend="onnx")
+
+
+def test_ctc_backend_times_characters_inside_the_clip(tiny_ctc_dir, speech):
+    recognizer = load_recognizer(str(tiny_ctc_dir))  # auto: a *ForCTC checkpoint -> ctc
+    assert recognizer.name.startswith("ctc:")
+    short = speech[: SR]
+    hyps = recognizer.transcribe_batch([speech, short, np.zeros(100, np.float32)], word_timestamps=True)
+    for hyp, clip in zip(hyps, (speech, short)):
+        duration = clip.size / SR
+        assert hyp.words, "the biased tiny model emits characters"
+        assert hyp.text == " ".join(w.text for w in hyp.words)
+        starts = [w.start for w in hyp.words]
+        assert starts == sorted(starts)
+        for w in hyp.words:
+            assert 0.0 <= w.start <= w.end <= duration + 1e-6
+            assert set(w.text) <= set("가나다라마바사아자차카타파하") and 0.0 < w.probability <= 1.0
+    assert hyps[2].text == "" and hyps[2].words == []
+
+
+@pytest.fixture(scope="module")
+def ct2_whisper(tmp_path_factory):
+    from kidsasr.export import export_ct2
+
+    out = export_ct2(WHISPER_BASE, tmp_path_factory.mktemp("ct2") / "whisper-base-int8")
+    return load_recognizer(str(out), num_threads=2)
+
+
+@pytest.mark.slow
+def test_ct2_export_of_whisper_base_transcribes_a_clip(ct2_whisper, speech):
+    assert (ct2_whisper.model_dir / "model.bin").is_file()
+    assert not list(ct2_whisper.model_dir.parent.glob(".*.part"))  # the export was renamed into place
+    hyp, silent = ct2_whisper.transcribe_batch([speech, np.zeros(3 * SR, np.float32)], word_timestamps=True)
+    duration = speech.size / SR
+    assert hyp.text and hyp.words and -5.0 < hyp.avg_logprob <= 0.0
+    assert all(0.0 <= w.start <= w.end <= duration + 0.5 for w in hyp.words)
+    assert [w.start for w in hyp.words] == sorted(w.start for w in hyp.words)
+    assert len(hyp.text) < 4 * DecodeOptions().new_tokens_for(duration)
+    assert silent.no_speech_prob > hyp.no_speech_prob
+
+
+@pytest.mark.slow
+def test_transformers_backend_gives_dtw_word_times(speech):
+    recognizer = load_recognizer(WHISPER_BASE, backend="transformers", num_threads=2)
+    (hyp,) = recognizer.transcribe_batch([speech[: 3 * SR]], word_timestamps=True)
+    assert hyp.text and hyp.words
+    assert all(0.0 <= w.start <= w.end <= 3.0 + 1e-6 for w in hyp.words)
+    assert [w.start for w in hyp.words] == sorted(w.start for w in hyp.words)
