@@ -171,8 +171,9 @@ UNIT_READINGS = {
 }
 _SPECIAL_MONTHS = {6: "유월", 10: "시월"}
 _DIGIT_BY_DIGIT = frozenset({"112", "114", "119", "1339"})  # service numbers are read digit by digit
-# "번" counts ("세 번") unless it numbers something ("3번 문제", "5번 버스").
+# "번" counts ("세 번") unless it numbers something ("3번 문제", "5번 버스", "기호 2번").
 _NUMBERED_BY_BEON = ("문제", "버스", "선수", "출구", "방", "카드", "친구", "자리", "트랙", "채널", "타자")
+_NUMBERING_BEON = re.compile(r"(?:기호|번호|등번호|제|좌석|참가)\s*$")
 
 
 def sino(n: int) -> str:
@@ -255,13 +256,13 @@ def _read_number(m: re.Match, text: str) -> str:
         return f"{fixed} {counter}"
     if counter == "월":
         return _SPECIAL_MONTHS.get(n, sino(n) + "월")
-    return f"{_counter_number(n, counter, text[m.end():])} {counter}"
+    return f"{_counter_number(n, counter, text[: m.start()], text[m.end():])} {counter}"
 
 
-def _counter_number(n: int, counter: str, after: str) -> str:
+def _counter_number(n: int, counter: str, before: str, after: str) -> str:
     if counter == "번째" and n == 1:
         return "첫"
-    if counter == "번" and after.lstrip().startswith(_NUMBERED_BY_BEON):
+    if counter == "번" and (after.lstrip().startswith(_NUMBERED_BY_BEON) or _NUMBERING_BEON.search(before)):
         return sino(n)
     if counter == "대" and re.match(r"\s*\d", after):  # a score, "3대 2"
         return sino(n)

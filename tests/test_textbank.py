@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from kidsasr.corpus import CATEGORIES
+from kidsasr.fileio import read_jsonl
+from kidsasr.textbank import (
+    DECORATED_SHARE,
+    BankSentence,
+    decorate,
+    hand_written,
+    josa,
+    read_text_corpus,
+    sentence_bank,
+    write_text_corpus,
+)
+from kidsasr.textnorm import NATIVE_COUNTERS, SINO_COUNTERS, normalize_for_cer, parse_label
+
+KSPON_MARK = re.compile(r"\)/\(|(?<![^\s(])[blnou]/|[가-힣]/|\S\+(?=\s|$)")
+
+
+@pytest.fixture(scope="module")
+def bank() -> list[BankSentence]:
+    return sentence_bank(seed=0)
+
+
+def test_at_least_400_hand_written_sentences_100_per_category():
+    hand = hand_written()
+    assert len(hand) >= 400
+    per_category = Counter(s.category for s in hand)
+    assert set(per_category) == set(CATEGORIES)
+    assert min(per_category.values()) >= 100
+    assert all(s.origin == "hand" for s in hand)
+
+
+def test_hand_written_sentences_are_distinct_and_nfc():
+    labels = [normalize_for_cer(s.label) for s in hand_written()]
+    assert len(set(labels)) == len(labels)
+
+
+def test_bank_holds_5000_sentences_distinct_after_cer_normalisation(bank):
+    assert len(bank) == 5000
+    assert len({normalize_for_cer(s.label) for s in bank}) == 5000
+    assert set(Counter(s.category for s in bank)) == set(CATEGORIES)
+    assert min(Counter(s.category for s in bank).values()) >= 1000
+
+
+def test_bank_contains_every_hand_written_sentence(bank):
+    hand_keys = {normalize_for_cer(s.label) for s in hand_written()}
+    bank_hand = {normalize_for_cer(s.label) for s in bank if s.origin == "hand"}
+    assert bank_hand == hand_keys
+
+
+def test_bank_is_deterministic_per_seed(bank):
+    assert sentence_bank(seed=0) == bank
+    other = sentence_bank(seed=1)
+    assert other != bank
+    assert len({normalize_for_cer(s.label) for s in other}) == 5000
+
+
+def test_bank_size_is_adjustable():
+    assert len(sentence_bank(seed=3, size=6000)) == 6000
+
+
+def test_every_label_parses_and_pronunciation_is_hangul_and_spaces(bank):
+    for s in bank:
+        t = parse_label(s.label)
+        assert t.spelling, s.label
+        assert re.fullmatch(r"[가-힣]+( [가-힣]+)*", t.pronunciation), (s.label, t.pronunciation)
+        assert not re.search(r"[()/+*]", t.spelling), (s.label, t.spelling)
+
+
+def test_known_share_of_labels_uses_kspon_marks(bank):
+    decorated = [s for s in bank if KSPON_MARK.search(s.label)]
+    share = len(decorated) / len(bank)
+    assert abs(share - DECORATED_SHARE) < 0.03
+    kinds = Counter()
+    for s in decorated:
+        kinds["dual"] += ")/(" in s.label
+        kinds["filler"] += bool(re.search(r"(?<![^\s(])[가-힣]+/(?!\()", s.label))
+        kinds["repetition"] += bool(re.search(r"\S\+(?=\s)", s.label))
+        kinds["tag"] += bool(parse_label(s.label).tags)
+    assert all(kinds[k] >= 50 for k in ("dual", "filler", "repetition", "tag")), kinds
+
+
+def test_numbers_appear_as_digits_and_spelled(bank):
+    with_digits = sum(bool(re.search(r"\d", parse_label(s.label).spelling)) for s in bank)
+    number_word = r"(?:[한두세네]|다섯|여섯|일곱|여덟|아홉|열[한두세네]?|스무|스물[한두세네]?|[일이삼사오육칠팔구십백천]+)"
+    counter = "|".join(NATIVE_COUNTERS + SINO_COUNTERS)
+    spelled = sum(bool(re.search(rf"(?<![가-힣]){number_word} (?:{counter})", s.label)) for s in bank)
+    assert with_digits >= 1000 and spelled >= 1000
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["사과가 3개 있어요.", "지우야, 같이 놀자!", "오늘은 6월 25일이에요.", "7 더하기 5는 12예요."],
+)
+def test_decoration_keeps_the_spelling_side(label):
+    rng = random.Random(7)
+    for _ in range(30):
+        decorated = decorate(label, rng)
+        assert decorated != label
+        assert parse_label(decorated).spelling == parse_label(label).spelling
+
+
+@pytest.mark.parametrize(
+    "word, pair, expected",
+    [("사과", "을/를", "사과를"), ("귤", "을/를", "귤을"), ("민준", "아/야", "민준아"), ("지우", "아/야", "지우야"),
+     ("3개", "이에요/예요", "3개예요"), ("3", "이에요/예요", "3이에요"), ("2", "이에요/예요", "2예요"),
+     ("교실", "으로/로", "교실로"), ("집", "으로/로", "집으로"), ("학교", "으로/로", "학교로")],
+)
+def test_josa(word, pair, expected):
+    assert josa(word, pair) == expected
+
+
+def test_text_corpus_file_round_trip(tmp_path, bank):
+    path = tmp_path / "text_corpus.jsonl"
+    assert write_text_corpus(path, bank) == 5000
+    rows = list(read_jsonl(path))
+    assert [r["id"] for r in rows[:2]] == ["TXT_00001", "TXT_00002"]
+    assert rows[0]["pronunciation"] == parse_label(rows[0]["text"]).pronunciation
+    assert read_text_corpus(path) == bank
+    assert not list(tmp_path.glob(".*part"))  # written atomically, no temp file left
+
+
+def test_read_text_corpus_names_the_file_on_a_bad_row(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "TXT_00001", "category": "어린이 교육"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl.*TXT_00001.*text"):
+        read_text_corpus(path)

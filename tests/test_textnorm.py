@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from kidsasr.textnorm import (
+    Transcript,
+    is_tag_only,
+    native,
+    normalize_for_cer,
+    parse_label,
+    sino,
+    spell_numbers,
+    to_kspon_order,
+    to_pronunciation,
+)
+
+# --- KsponSpeech conventions -------------------------------------------------------------------------------------
+
+
+def test_reference_example_from_the_corpus_docs():
+    t = parse_label("b/ 아/ 모+ 몬 소리야 (70%)/(칠 십 퍼센트) 확률이라니 n/")
+    assert t == Transcript(
+        spelling="몬 소리야 70% 확률이라니",
+        pronunciation="아 모 몬 소리야 칠 십 퍼센트 확률이라니",
+        tags=("b", "n"),
+    )
+
+
+def test_dual_transcription_spelling_side_for_subtitles_pronunciation_side_for_ctc():
+    t = parse_label("사과가 (3개)/(세 개) 있어요.")
+    assert t.spelling == "사과가 3개 있어요."
+    assert t.pronunciation == "사과가 세 개 있어요"
+
+
+def test_dual_transcription_with_particle_attached_after_the_pair():
+    t = parse_label("(3개)/(세 개)를 주세요")
+    assert t.spelling == "3개를 주세요"
+    assert t.pronunciation == "세 개를 주세요"
+
+
+def test_dual_transcription_keeps_the_spoken_reading_not_our_spelling():
+    assert parse_label("(10%)/(십 프로) 할인").pronunciation == "십 프로 할인"
+
+
+def test_broadcast_dialogue_reading_first_pairs_are_put_in_kspon_order():
+    assert to_kspon_order("(세 개)/(3개) 있어요") == "(3개)/(세 개) 있어요"
+    assert parse_label("(세 개)/(3개) 있어요") == parse_label("(3개)/(세 개) 있어요")
+    # two Hangul sides (a dialect or contraction pair) keep their order
+    assert to_kspon_order("(그랬어)/(그랬어어)") == "(그랬어)/(그랬어어)"
+
+
+def test_dual_transcription_of_latin():
+    t = parse_label("(TV)/(티비) 보자")
+    assert t.spelling == "TV 보자"
+    assert t.pronunciation == "티비 보자"
+
+
+@pytest.mark.parametrize("tag", ["b", "l", "n", "o", "u"])
+def test_each_noise_tag_is_removed_and_reported(tag):
+    t = parse_label(f"{tag}/ 안녕하세요")
+    assert t.spelling == "안녕하세요"
+    assert t.pronunciation == "안녕하세요"
+    assert t.tags == (tag,)
+
+
+def test_tags_reported_once_in_order_of_appearance():
+    assert parse_label("n/ 네 l/ 좋아요 n/ b/").tags == ("n", "l", "b")
+
+
+def test_star_marks_unclear_speech_and_is_removed():
+    t = parse_label("그* 사람이 왔어")
+    assert t.spelling == "그 사람이 왔어"
+    assert t.tags == ("*",)
+
+
+def test_filler_kept_on_pronunciation_side_dropped_on_spelling_side():
+    t = parse_label("음/ 어/ 저는 사과가 좋아요")
+    assert t.spelling == "저는 사과가 좋아요"
+    assert t.pronunciation == "음 어 저는 사과가 좋아요"
+
+
+def test_repetition_kept_on_pronunciation_side_dropped_on_spelling_side():
+    t = parse_label("나+ 나는 사+ 사과")
+    assert t.spelling == "나는 사과"
+    assert t.pronunciation == "나 나는 사 사과"
+
+
+def test_plus_between_digits_is_arithmetic_not_a_repetition():
+    t = parse_label("1+1은 2예요")
+    assert t.spelling == "1+1은 2예요"
+    assert t.pronunciation == "일 더하기 일은 이예요"
+
+
+def test_spelling_side_keeps_punctuation_and_tidies_spaces():
+    assert parse_label("  네 ,  좋아요 !  ").spelling == "네, 좋아요!"
+    assert parse_label("n/ , 네").spelling == "네"
+
+
+def test_pronunciation_side_is_hangul_and_single_spaces_only():
+    t = parse_label("와~ 3.5kg이나 돼?! ㅋㅋ “진짜”")
+    assert t.pronunciation == "와 삼 점 오 킬로그램이나 돼 진짜"
+
+
+def test_bare_latin_is_read_letter_by_letter_on_the_pronunciation_side():
+    assert to_pronunciation("DNA 검사") == "디엔에이 검사"
+
+
+def test_nfc_and_full_width_folding():
+    decomposed = unicodedata.normalize("NFD", "사과 ３개")
+    t = parse_label(decomposed)
+    assert t.spelling == "사과 3개"
+    assert unicodedata.is_normalized("NFC", t.pronunciation)
+    assert t.pronunciation == "사과 세 개"
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("n/ b/", True), ("l/", True), ("n/ 음/ 어/ .", True), ("u/", True), ("네 n/", False), ("", False),
+     ("   ", False), ("(3개)/(세 개)", False)],
+)
+def test_is_tag_only(raw, expected):
+    assert is_tag_only(raw) is expected
+
+
+# --- numbers ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n, reading",
+    [(0, "영"), (1, "일"), (10, "십"), (11, "십일"), (20, "이십"), (100, "백"), (111, "백십일"), (1000, "천"),
+     (2026, "이천이십육"), (10000, "만"), (12345, "만 이천삼백사십오"), (100000000, "일억"),
+     (300450000, "삼억 사십오만"), (1000000000000, "일조")],
+)
+def test_sino_korean(n, reading):
+    assert sino(n) == reading
+
+
+@pytest.mark.parametrize(
+    "n, attributive, bare",
+    [(1, "한", "하나"), (2, "두", "둘"), (3, "세", "셋"), (4, "네", "넷"), (5, "다섯", "다섯"), (10, "열", "열"),
+     (11, "열한", "열하나"), (20, "스무", "스물"), (21, "스물한", "스물하나"), (34, "서른네", "서른넷"),
+     (99, "아흔아홉", "아흔아홉")],
+)
+def test_native_korean(n, attributive, bare):
+    assert native(n) == attributive
+    assert native(n, attributive=False) == bare
+
+
+def test_native_numerals_stop_at_99():
+    with pytest.raises(ValueError):
+        native(100)
+
+
+@pytest.mark.parametrize(
+    "text, spoken",
+    [
+        # native counters
+        ("3개", "세 개"), ("1명", "한 명"), ("5마리", "다섯 마리"), ("20살", "스무 살"), ("21살", "스물한 살"),
+        ("2시", "두 시"), ("12시", "열두 시"), ("3번 했어", "세 번 했어"), ("2권", "두 권"), ("4잔", "네 잔"),
+        ("10장", "열 장"), ("3그루", "세 그루"), ("2벌", "두 벌"), ("1켤레", "한 켤레"), ("2시간", "두 시간"),
+        ("99명", "아흔아홉 명"),
+        # native counters above 99 are read Sino-Korean
+        ("100개", "백 개"), ("206개", "이백육 개"),
+        # Sino-Korean counters
+        ("3개월", "삼 개월"), ("30분", "삼십 분"), ("15초", "십오 초"), ("5일", "오 일"), ("2026년", "이천이십육 년"),
+        ("1,000원", "천 원"), ("3층", "삼 층"), ("70%", "칠십 퍼센트"), ("2학년", "이 학년"), ("3반", "삼 반"),
+        ("101호", "백일 호"), ("3kg", "삼 킬로그램"), ("12cm", "십이 센티미터"), ("25도", "이십오 도"),
+        # months
+        ("1월", "일월"), ("6월", "유월"), ("10월", "시월"), ("12월", "십이월"),
+        # ordinals
+        ("1번째", "첫 번째"), ("2번째", "두 번째"), ("20번째", "스무 번째"),
+        # "번" that numbers, not counts
+        ("3번 문제", "삼 번 문제"), ("기호 2번", "기호 이 번"),
+        # scores
+        ("3대 2로", "삼 대 이로"), ("자동차 3대", "자동차 세 대"),
+        # large numbers, decimals, bare numbers
+        ("38만 킬로미터", "삼십팔만 킬로미터"), ("12345", "만 이천삼백사십오"), ("3.5kg", "삼 점 오 킬로그램"),
+        ("0.25", "영 점 이오"), ("7 더하기 5는", "칠 더하기 오는"),
+        # digit by digit
+        ("010-1234-5678", "공일공 일이삼사 오육칠팔"), ("119에 전화해", "일일구에 전화해"), ("007", "공공칠"),
+        # a space between number and counter is tolerated, a word that only starts like a counter is not one
+        ("사과 3 개를", "사과 세 개를"), ("3 일어나", "삼 일어나"),
+        # times and dates
+        ("3시 15분", "세 시 십오 분"), ("6월 25일", "유월 이십오 일"),
+    ],
+)
+def test_spell_numbers(text, spoken):
+    assert spell_numbers(text) == spoken
+
+
+def test_spell_numbers_leaves_text_without_digits_alone():
+    assert spell_numbers("세 개 있어요") == "세 개 있어요"
+
+
+# --- the CER scoring policy -------------------------------------------------------------------------------------
+
+
+def test_cer_digits_and_spelled_numbers_match():
+    assert normalize_for_cer("사과 3개") == normalize_for_cer("사과 세 개") == "사과세개"
+
+
+def test_cer_removes_spaces_and_punctuation_and_lowercases_latin():
+    assert normalize_for_cer("TV 봐?") == "tv봐"
+    assert normalize_for_cer("안녕, 친구들! OK?") == "안녕친구들ok"
+
+
+def test_cer_keep_spaces_collapses_them():
+    assert normalize_for_cer("  안녕,   친구들 ! ", keep_spaces=True) == "안녕 친구들"
+
+
+def test_cer_drops_tags_fillers_and_repetitions_of_references():
+    ref = "b/ 음/ 나+ 나는 n/ 사과가 좋아요 l/"
+    assert normalize_for_cer(ref) == "나는사과가좋아요"
+
+
+def test_cer_drops_standalone_interjections_in_hypotheses():
+    assert normalize_for_cer("음 나는 어 사과가 좋아요") == "나는사과가좋아요"
+    assert normalize_for_cer("어머 아기 오리네") == "어머아기오리네"  # only whole-word interjections
+
+
+def test_cer_scores_number_pairs_on_the_reading_and_hangul_pairs_on_the_spelling():
+    assert normalize_for_cer("(10%)/(십 프로) 할인") == "십프로할인"
+    assert normalize_for_cer("10프로 할인") == "십프로할인"
+    assert normalize_for_cer("(그랬어)/(그랬어어)") == "그랬어"
+
+
+def test_cer_is_idempotent_and_nfc():
+    once = normalize_for_cer(unicodedata.normalize("NFD", "(3개)/(세 개) 있어요, 친구들!"))
+    assert once == "세개있어요친구들"
+    assert normalize_for_cer(once) == once
+
+
+def test_cer_tag_only_label_is_empty():
+    assert normalize_for_cer("n/ b/ 음/") == ""
