@@ -4,7 +4,8 @@ Each episode is a children's programme excerpt: adult hosts and children take tu
 child-child, a few overlapping), with natural gaps, a music bed under part of it, applause and laughter, studio
 or location noise at varied SNR, some room reverb and level changes. Sentences come from `kidsasr.textbank`;
 espeak-ng speaks their pronunciation side (numbers spelled in Hangul) while the label keeps the bank's label,
-KsponSpeech marks included. A share of label times is jittered by up to ±0.5 s; the true times are in
+KsponSpeech marks included. In each episode 30% of the sentences have their label times jittered by 0.1-0.5 s
+per boundary; the true times (and each sentence's condition: clean, music or noise; overlap) are in
 `OUT/truth.jsonl`.
 
 Sizes: `tiny` is the test suite's corpus: 8 episodes of 12-14.5 s (shorter than real 2-20 minute excerpts, so it
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import resource
@@ -51,9 +51,9 @@ STAMP_FILE = "synth.json"
 PROGRESS_DIR = ".synth-progress"
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
-JITTER_SHARE = 0.3  # share of sentences whose label times are moved
+JITTER_SHARE = 0.3  # share of each episode's sentences whose label times are moved
 JITTER_RANGE = (0.1, 0.5)  # seconds, each boundary independently, either direction
-OVERLAP_PROB = 0.06  # a turn starts before the previous one has ended
+OVERLAP_PROB = 0.04  # a turn starts before the previous one has ended
 SPEECH_DBFS = -22.0  # RMS level of a sentence before speaker and turn gains
 
 CATEGORY_CODES = {"미취학 아동 발달 교육": "P", "어린이 교육": "E", "어린이 드라마": "D", "어린이 예능": "V"}
@@ -288,17 +288,16 @@ def _change_levels(rng: np.random.Generator, out: np.ndarray) -> None:
         out[at + ramp:] *= np.float32(gain)
 
 
-def _label_times(rng: np.random.Generator, start: float, end: float, duration: float) -> tuple[float, float, bool]:
-    """The label's times: the true ones, or (for JITTER_SHARE of sentences) each boundary moved 0.1-0.5 s."""
-    if rng.random() >= JITTER_SHARE:
-        return start, end, False
+def _jittered_times(rng: np.random.Generator, start: float, end: float, duration: float) -> tuple[float, float]:
+    """Label times with each boundary moved 0.1-0.5 s either way (kept inside the episode, at least 0.3 s long)."""
     for _ in range(10):
         shift_start, shift_end = (rng.choice((-1.0, 1.0)) * rng.uniform(*JITTER_RANGE) for _ in range(2))
         label_start = round(min(max(start + shift_start, 0.0), duration), 3)
         label_end = round(min(max(end + shift_end, 0.0), duration), 3)
-        if label_end - label_start >= 0.3:
-            return label_start, label_end, True
-    return start, end, False
+        if label_end - label_start >= 0.3 and (label_start, label_end) != (start, end):
+            return label_start, label_end
+    shift = JITTER_RANGE[1] if start + JITTER_RANGE[1] < end else -min(start, JITTER_RANGE[1])
+    return round(start + shift, 3), round(min(end + shift, duration), 3)
 
 
 def render_episode(plan: EpisodePlan, seed: int, pool: list[tuple[str, str]]) -> tuple[np.ndarray, dict, list[dict]]:
@@ -314,9 +313,11 @@ def render_episode(plan: EpisodePlan, seed: int, pool: list[tuple[str, str]]) ->
     if peak > 0.95:  # the broadcast limiter: scale the whole episode down rather than clip
         out *= np.float32(0.95 / peak)
     duration = out.size / SR
+    jittered = set(rng.choice(len(turns), round(JITTER_SHARE * len(turns)), replace=False).tolist())
     sentences, truth = [], []
     for number, turn in enumerate(turns, 1):
-        label_start, label_end, jittered = _label_times(rng, turn.start, turn.end, duration)
+        label_start, label_end = (_jittered_times(rng, turn.start, turn.end, duration) if number - 1 in jittered
+                                  else (turn.start, turn.end))
         condition = ("music" if _covered(turn.start, turn.end, music) > 0.3
                      else "noise" if _covered(turn.start, turn.end, noisy + events) > 0.3 else "clean")
         sentences.append({"sentence_id": number, "sentence": turn.label,
@@ -324,7 +325,7 @@ def render_episode(plan: EpisodePlan, seed: int, pool: list[tuple[str, str]]) ->
                           "end": format_time(label_end, plan.zero_hour), "speaker_id": turn.voice.id})
         truth.append({"episode_id": plan.stem, "sentence_id": number, "true_start": turn.start,
                       "true_end": turn.end, "label_start": label_start, "label_end": label_end,
-                      "jittered": jittered, "condition": condition, "overlap": turn.overlap})
+                      "jittered": number - 1 in jittered, "condition": condition, "overlap": turn.overlap})
     speakers = sorted({turn.voice.id: turn.voice for turn in turns}.values(), key=lambda voice: voice.id)
     label = {
         "dataset_info": {"dataset_id": DATASET_ID, "version": VERSION},
@@ -400,6 +401,10 @@ def _check_params(path: Path, params: dict) -> None:
                          f"({path.name}); choose another --out or delete it")
 
 
+def default_workers(size: str) -> int:
+    return (os.cpu_count() or 1) if size == "bench" else 1
+
+
 def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: int | None = None) -> Path:
     """Write the `size` corpus for `seed` into `out` (resuming an interrupted run) and return `out`.
 
@@ -429,8 +434,7 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
     plans = plan_episodes(size, seed)
     write_text_corpus(out / TEXT_CORPUS_FILE, sentence_bank(seed))
     pools = sentence_pools(seed)
-    if workers is None:
-        workers = (os.cpu_count() or 1) if size == "bench" else 1
+    workers = workers or default_workers(size)
     rows: list[dict] = []
     with tqdm(total=len(plans), unit="episode", desc=f"synth {size}: writing {out}", file=sys.stderr) as bar:
         if workers == 1:
@@ -468,18 +472,20 @@ def _peak_rss_mb(who: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = SIZES[args.size]
-    print(f"synth: {spec.episodes} {args.size} episodes (seed {args.seed}) -> {args.out}", file=sys.stderr)
+    workers = args.workers or default_workers(args.size)
+    print(f"synth: {SIZES[args.size].episodes} {args.size} episodes (seed {args.seed}, {workers} worker(s)) "
+          f"-> {args.out}", file=sys.stderr)
     started = time.perf_counter()
     try:
-        generate(args.size, args.seed, args.out, zip_parts=args.zip, workers=args.workers)
+        generate(args.size, args.seed, args.out, zip_parts=args.zip, workers=workers)
     except (ValueError, RuntimeError, OSError) as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 1
     stamp = json.loads((Path(args.out) / STAMP_FILE).read_text(encoding="utf-8"))
+    rss = f"peak RSS {_peak_rss_mb(resource.RUSAGE_SELF):.0f} MB"
+    if workers > 1:  # with one worker, children are only espeak-ng and forked copies of this process
+        rss += f" (main), {_peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB (largest worker)"
     print(f"synth: {stamp['episodes']} episodes, {stamp['sentences']} sentences, "
-          f"{stamp['audio_seconds'] / 60:.1f} min of audio in {time.perf_counter() - started:.1f} s; "
-          f"peak RSS {_peak_rss_mb(resource.RUSAGE_SELF):.0f} MB (main), "
-          f"{_peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB (largest child); "
+          f"{stamp['audio_seconds'] / 60:.1f} min of audio in {time.perf_counter() - started:.1f} s; {rss}; "
           f"labels and audio under {Path(args.out) / DATA_DIR}, true times in {Path(args.out) / TRUTH_FILE}")
     return 0
