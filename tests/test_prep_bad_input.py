@@ -1,12 +1,17 @@
-"""A small 71502-layout corpus with real espeak-ng speech and every kind of bad input, for the prep tests."""
+"""Bad input through `kidsasr prep`: a small 71502-layout corpus with real espeak-ng speech and one of each
+kind of broken file (corrupt, empty, silent, clipped, 44.1 kHz stereo, truncated, stem mismatch, bad JSON).
+`build_corpus` and `speech` are shared with tests/test_cleaning.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from kidsasr.audio import load_audio
@@ -20,8 +25,6 @@ SENTENCES = ["안녕하세요 오늘은 숫자 놀이를 해요", "사과가 (3�
 def speech(text: str, variant: str = "ko") -> np.ndarray:
     wav = subprocess.run(["espeak-ng", "-v", variant, "-s", "150", "--stdout", text], capture_output=True,
                          check=True).stdout
-    import io
-
     return load_audio(io.BytesIO(wav))
 
 
@@ -108,3 +111,56 @@ def build_corpus(root: Path, good_episodes: int = 8, bad: bool = True) -> Path:
     write_episode(root, "KID_B_clipped", np.clip(audio * 20, -1, 1),
                   label("KID_B_clipped", CATEGORIES[3], "p", spans, duration))
     return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tests: every bad input gets a clear reason, the rest is processed, every sentence is accounted for
+
+
+@pytest.fixture(scope="module")
+def bad_corpus(tmp_path_factory) -> Path:
+    return build_corpus(tmp_path_factory.mktemp("bad") / "corpus", good_episodes=4)
+
+
+def _run(corpus: Path, out: Path, **output) -> tuple[dict, list[dict], list[dict]]:
+    import dataclasses
+
+    from kidsasr.prep import load_config, prepare
+
+    config = load_config(Path(__file__).resolve().parents[1] / "data_prep" / "config.yaml")
+    config = dataclasses.replace(config, alignment=dataclasses.replace(config.alignment, aligner="none"),
+                                 output=dataclasses.replace(config.output, **output))
+    report = prepare(corpus, out, config)
+    rows = lambda name: [json.loads(line) for line in (out / name).read_text(encoding="utf-8").splitlines()]
+    return report, rows("manifest.jsonl"), rows("rejected.jsonl")
+
+
+def test_bad_inputs_are_rejected_with_reasons_and_the_rest_kept(bad_corpus, tmp_path):
+    report, kept, rejected = _run(bad_corpus, tmp_path / "out")
+    assert len(kept) + sum(r["sentences"] for r in rejected) == report["sentences_read"] > 0
+    assert report["accounted"]
+    reasons = {(r["episode_id"], r["reason"]) for r in rejected}
+    assert ("KID_B_corrupt", "bad_audio") in reasons
+    assert ("KID_B_empty", "bad_audio") in reasons
+    assert ("KID_B_badjson", "bad_label") in reasons
+    assert ("KID_B_stem", "missing_audio") in reasons
+    assert ("KID_B_stem_renamed", "missing_label") in reasons
+    assert ("KID_B_truncated", "truncated_audio") in reasons
+    assert {r["reason"] for r in rejected if r["episode_id"] == "KID_B_silent"} == {"no_speech"}
+    assert {r["reason"] for r in rejected if r["episode_id"] == "KID_B_clipped"} == {"clipping"}
+    for r in rejected:
+        assert r["detail"] and r["source"], r
+    kept_episodes = Counter(r["episode_id"] for r in kept)
+    assert all(kept_episodes[f"KID_G_{n:04d}"] == 3 for n in range(4))  # every good sentence survives
+    assert kept_episodes["KID_B_stereo"] == 2  # 44.1 kHz stereo is converted (the reader warns)
+    assert kept_episodes["KID_B_truncated"] == 1  # the sentence inside the audio is kept
+    assert any("44100" in w["reason"] for w in report["reader_warnings"])
+    assert "tag_only" not in reasons and report["rejected_by_reason"]["clipping"]["sentences"] == 2
+
+
+def test_format_mismatch_can_be_rejected(bad_corpus, tmp_path):
+    report, kept, rejected = _run(bad_corpus, tmp_path / "out", format_mismatch="reject")
+    assert report["accounted"]
+    assert not [r for r in kept if r["episode_id"] == "KID_B_stereo"]
+    stereo = [r for r in rejected if r["episode_id"] == "KID_B_stereo"]
+    assert len(stereo) == 2 and all(r["reason"] == "format_mismatch" and "44100" in r["detail"] for r in stereo)
