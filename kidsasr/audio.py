@@ -29,7 +29,7 @@ class AudioError(Exception):
     """An audio input that cannot be used, with the file and the reason."""
 
     def __init__(self, source: object, reason: str):
-        self.source = str(getattr(source, "name", source))
+        self.source = _name(source)
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
 
@@ -42,6 +42,9 @@ class AudioInfo:
 
 
 def _name(source: AudioSource) -> str:
+    """The full path of a path (a Path's `.name` is only its last component), or a file object's name."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
     return str(getattr(source, "name", source))
 
 

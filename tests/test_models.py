@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,12 +18,11 @@ SR = 16000
 
 
 def espeak(text: str, voice: str = "ko+f3", pitch: int = 70) -> np.ndarray:
+    """Real generated Korean speech (espeak-ng), 16 kHz, at a broadcast-like level."""
     wav = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "--stdout", text],
                          capture_output=True, check=True).stdout
-    import io
-
     audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    return resample(audio, sr, SR)
+    return resample(audio, sr, SR) * np.float32(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +30,12 @@ def speech() -> np.ndarray:
     return espeak("우리 친구들 안녕! 오늘은 토끼와 거북이 이야기를 들려줄게요.")
 
 
-@pytest.fixture(scope="module")
-def tiny_ctc_dir(tmp_path_factory):
+def make_tiny_ctc(out: Path) -> Path:
     """A random-initialised wav2vec2 CTC model with a small Hangul vocabulary, saved like a Hub checkpoint."""
     import torch
     from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
                               Wav2Vec2Processor)
 
-    out = tmp_path_factory.mktemp("tiny-ctc")
     vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{ch: i + 3 for i, ch in enumerate("가나다라마바사아자차카타파하")}}
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     tokenizer = Wav2Vec2CTCTokenizer(str(out / "vocab.json"), pad_token="<pad>", unk_token="<unk>",
@@ -53,6 +52,11 @@ def tiny_ctc_dir(tmp_path_factory):
         model.lm_head.bias[0] = -5.0
     model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_ctc_dir(tmp_path_factory) -> Path:
+    return make_tiny_ctc(tmp_path_factory.mktemp("tiny-ctc"))
 
 
 def test_decode_options_are_checked_and_token_budget_is_capped():

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kidsasr.audio import AudioError, resample, write_wav
+from kidsasr.guards import GuardOptions
+from kidsasr.transcribe import GAP_SECONDS, plan_clips, split_long_region, transcribe_long
+from kidsasr.vad import FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, speech_regions
+
+from conftest import WHISPER_BASE
+from test_models import espeak, make_tiny_ctc
+
+SR = 16000
+# The tiny CTC model is untrained: its babble fails the log-probability and compression gates (tested in
+# test_guards), so tests of the long-form mechanics with it open those two gates.
+UNTRAINED = GuardOptions(log_prob_threshold=float("-inf"), compression_ratio_threshold=float("inf"))
+
+
+def music(seconds: float, seed: int = 0) -> np.ndarray:
+    """A pad of held triads with a plucked melody on top: the kind of bed children's programmes use."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    out = np.zeros_like(t)
+    beat = 0.5
+    for bar in range(int(seconds / (4 * beat)) + 1):
+        root = 48 + [0, 5, 7, 9][bar % 4]
+        span = (t >= bar * 4 * beat) & (t < (bar + 1) * 4 * beat)
+        for interval in (0, 4, 7):
+            f = 440 * 2 ** ((root + interval - 69) / 12)
+            out[span] += sum(np.sin(2 * np.pi * f * h * t[span]) / h for h in (1, 2, 3))
+    for note in range(int(seconds / beat)):
+        f = 440 * 2 ** ((60 + int(rng.choice([0, 2, 4, 7, 9, 12])) - 69) / 12)
+        span = (t >= note * beat) & (t < (note + 1) * beat)
+        local = t[span] - note * beat
+        out[span] += 1.5 * np.sin(2 * np.pi * f * local) * np.exp(-3 * local)
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), np.float32)
+
+
+@pytest.fixture(scope="module")
+def sentences() -> list[np.ndarray]:
+    return [espeak("우리 친구들 안녕! 오늘은 토끼와 거북이 이야기를 들려줄게요.", "ko+f3", 70),
+            espeak("선생님, 저 이거 다 했어요. 이제 밖에 나가서 놀아도 돼요?", "ko+f5", 80),
+            espeak("좋아요. 그럼 모두 손을 씻고 줄을 서세요.", "ko+m1", 45)]
+
+
+@pytest.fixture(scope="module")
+def episode(tmp_path_factory, sentences) -> tuple:
+    """Speech, pauses and a music-only stretch, with the true speech spans."""
+    parts, truth, t = [], [], 0.0
+    for chunk, is_speech in [(silence(1.0), False), (sentences[0], True), (silence(2.0), False),
+                             (music(6.0), False), (silence(1.0), False), (sentences[1], True),
+                             (silence(1.5), False), (sentences[2], True), (silence(0.7), False)]:
+        parts.append(chunk)
+        if is_speech:
+            truth.append((t, t + chunk.size / SR))
+        t += chunk.size / SR
+    path = tmp_path_factory.mktemp("episode") / "episode.wav"
+    write_wav(path, np.concatenate(parts))
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def tiny_ctc(tmp_path_factory):
+    from kidsasr.models import load_recognizer
+
+    return load_recognizer(str(make_tiny_ctc(tmp_path_factory.mktemp("tiny-ctc"))))
+
+
+def test_vad_finds_generated_speech_and_not_silence_or_music(sentences):
+    speech = np.concatenate([silence(0.5), sentences[0], silence(0.5)])
+    regions = speech_regions(speech)
+    covered = sum(min(b, 0.5 + sentences[0].size / SR) - max(a, 0.5) for a, b in regions)
+    assert covered > 0.8 * sentences[0].size / SR
+    assert speech_regions(silence(5.0)) == []
+    music_regions = speech_regions(music(8.0))
+    assert sum(b - a for a, b in music_regions) < 1.0
+
+
+def test_music_dominance_separates_music_from_speech(sentences):
+    bed = music(10.0, seed=1)
+    for sentence in sentences:
+        assert music_dominance(sentence) < 0.4
+        under = sentence + 0.15 * bed[: sentence.size]  # speech over a quiet music bed stays speech
+        assert music_dominance(under) < MUSIC_DOMINANCE_THRESHOLD
+    assert music_dominance(bed) > MUSIC_DOMINANCE_THRESHOLD
+    assert music_dominance(silence(2.0)) == 0.0
+    assert music_dominance(np.random.default_rng(0).normal(0, 0.1, 3 * SR).astype(np.float32)) < 0.2
+
+
+def test_streaming_vad_matches_one_shot(sentences):
+    audio = np.concatenate([sentences[0], silence(1.3), sentences[1]])
+    streamed = SpeechDetector()
+    for i in range(0, audio.size, 7777):
+        streamed.feed(audio[i : i + 7777])
+    assert streamed.finish() == speech_regions(audio)
+    assert len(streamed.probs) == int(np.ceil(audio.size / 512))
+
+
+def test_clip_planning_packs_regions_and_maps_times_back():
+    clips = plan_clips([(1.0, 11.0), (12.0, 20.0), (25.0, 40.0), (41.0, 42.0)], max_seconds=30.0)
+    assert [c.pieces for c in clips] == [[(1.0, 11.0), (12.0, 20.0)], [(25.0, 40.0), (41.0, 42.0)]]
+    clip = clips[0]
+    assert clip.to_episode_time(0.5) == (0, 1.5)
+    assert clip.to_episode_time(10.0 + GAP_SECONDS + 2.0) == (1, 14.0)
+    assert clip.to_episode_time(10.05) == (1, 12.0)  # a word starting in the gap belongs to the next piece
+    assert clip.to_episode_time(10.05, is_start=False) == (0, 11.0)
+    for c in clips:
+        assert sum(b - a for a, b in c.pieces) + GAP_SECONDS * (len(c.pieces) - 1) <= 30.0
+
+
+def test_long_region_is_split_at_its_quietest_frame():
+    probs = [0.9] * int(70 / FRAME_SECONDS)
+    quiet = int(25 / FRAME_SECONDS)
+    probs[quiet] = 0.1
+    parts = split_long_region(0.0, 70.0, probs, 30.0)
+    assert parts[0] == (0.0, pytest.approx(quiet * FRAME_SECONDS))
+    assert all(b - a <= 30.0 for a, b in parts) and parts[-1][1] == 70.0
+    assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
+
+
+def test_silence_and_music_give_no_segments(tmp_path, tiny_ctc):
+    for name, audio in [("silence", silence(20.0)), ("music", music(20.0, seed=3))]:
+        path = tmp_path / f"{name}.wav"
+        write_wav(path, audio)
+        result = transcribe_long(path, tiny_ctc, guard_options=UNTRAINED)
+        assert result.segments == [], name
+        assert result.duration == pytest.approx(20.0, abs=0.01)
+
+
+def test_bad_input_gives_a_clear_error_or_a_valid_result(tmp_path, sentences, tiny_ctc):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.mp3"
+    corrupt.write_bytes(b"ID3\x03\x00\x00\x00" + bytes(range(256)) * 20)
+    truncated = tmp_path / "truncated.wav"
+    write_wav(truncated, sentences[0])
+    truncated.write_bytes(truncated.read_bytes()[:30])
+    video = tmp_path / "video.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=1", str(video)], check=True)
+    for path in (empty, corrupt, truncated, video, tmp_path / "missing.wav"):
+        with pytest.raises(AudioError) as info:
+            transcribe_long(path, tiny_ctc)
+        assert str(path) in str(info.value)
+    stereo_8k = tmp_path / "stereo_8k.wav"
+    audio = np.concatenate([silence(0.5), sentences[1], silence(0.5)])
+    low = resample(audio, SR, 8000)
+    sf.write(stereo_8k, np.stack([low, low], axis=1), 8000)
+    result = transcribe_long(stereo_8k, tiny_ctc, guard_options=UNTRAINED)
+    assert result.duration == pytest.approx(audio.size / SR, abs=0.05)
+    assert result.speech_regions and result.segments
+
+
+def _inside(t: float, regions: list[tuple[float, float]]) -> bool:
+    return any(a - 1e-3 <= t <= b + 1e-3 for a, b in regions)
+
+
+def test_ctc_word_times_are_monotonic_and_inside_speech(episode, tiny_ctc):
+    path, truth = episode
+    result = transcribe_long(path, tiny_ctc, guard_options=UNTRAINED)
+    assert result.words
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts)
+    for w in result.words:
+        assert _inside(w.start, result.speech_regions) and _inside(w.end, result.speech_regions)
+    music_span = (truth[0][1] + 2.0, truth[0][1] + 8.0)
+    assert not any(music_span[0] < w.start < music_span[1] for w in result.words)
+
+
+@pytest.mark.slow
+def test_whisper_base_long_form_on_generated_episode(episode):
+    from kidsasr.models import load_recognizer
+
+    path, truth = episode
+    result = transcribe_long(path, load_recognizer(WHISPER_BASE, num_threads=2))
+    assert result.speech_regions and len(result.speech_regions) >= 3
+    for w in result.words:
+        assert _inside(w.start, result.speech_regions) and _inside(w.end, result.speech_regions)
+        assert w.start <= w.end
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts)
+    music_span = (truth[0][1] + 2.0, truth[0][1] + 8.0)
+    assert not any(music_span[0] < s.start < music_span[1] for s in result.segments)
+    for segment in result.segments:
+        assert len(segment.text) < 300  # loops were cut, nothing ran to the token limit
