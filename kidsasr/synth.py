@@ -37,6 +37,8 @@ from . import broadcast_mix as mix
 from .audio import SAMPLE_RATE, write_wav
 from .corpus import CATEGORIES
 from .fileio import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from .textbank import BankSentence, sentence_bank, write_text_corpus
+from .textnorm import parse_label
 from .voices import ADULT_HOSTS, CHILD_VOICES, Voice, require_espeak, speak
 
 SR = SAMPLE_RATE
@@ -47,7 +49,7 @@ SOURCE_DIR, LABEL_DIR = "01.원천데이터", "02.라벨링데이터"
 PART_PREFIXES = {"Training": ("TS", "TL"), "Validation": ("VS", "VL")}
 TEXT_CORPUS_FILE = "text_corpus.jsonl"
 TRUTH_FILE = "truth.jsonl"
-STAMP_FILE = "synth.json"
+STAMP_FILE = "synth.done"  # JSON; not named .json so corpus readers do not take it for a label
 PROGRESS_DIR = ".synth-progress"
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
@@ -135,15 +137,12 @@ def plan_episodes(size: str, seed: int) -> list[EpisodePlan]:
     return plans
 
 
-def sentence_pools(seed: int) -> dict[str, list[tuple[str, str]]]:
+def sentence_pools(bank: list[BankSentence], seed: int) -> dict[str, list[tuple[str, str]]]:
     """Per category, the bank's (label, pronunciation) pairs in a seeded order; unspeakable labels are left out."""
-    from .textbank import sentence_bank
-    from .textnorm import parse_label
-
     rng = np.random.default_rng([seed, 0xBA4C])
     pools = {}
     for category in CATEGORIES:
-        pairs = [(s.label, parse_label(s.label).pronunciation) for s in sentence_bank(seed) if s.category == category]
+        pairs = [(s.label, parse_label(s.label).pronunciation) for s in bank if s.category == category]
         pairs = [(label, spoken) for label, spoken in pairs if spoken.strip()]
         if not pairs:
             raise ValueError(f"the sentence bank has no speakable sentence in category {category!r}")
@@ -394,11 +393,10 @@ def pack_zips(out: Path) -> list[Path]:
     return zips
 
 
-def _check_params(path: Path, params: dict) -> None:
-    found = json.loads(path.read_text(encoding="utf-8"))
+def _check_params(found: dict, params: dict, where: Path) -> None:
     if {key: found.get(key) for key in params} != params:
-        raise ValueError(f"{path.parent} already holds a {found.get('size')} corpus with seed {found.get('seed')} "
-                         f"({path.name}); choose another --out or delete it")
+        raise ValueError(f"{where} already holds a {found.get('size')} corpus with seed {found.get('seed')}; "
+                         f"choose another --out or delete it")
 
 
 def default_workers(size: str) -> int:
@@ -413,8 +411,6 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
     """
     from tqdm import tqdm
 
-    from .textbank import sentence_bank, write_text_corpus
-
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
     require_espeak()
@@ -422,18 +418,19 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
     params = {"generator": VERSION, "size": size, "seed": seed}
     stamp = out / STAMP_FILE
     if stamp.exists():
-        _check_params(stamp, params)
+        _check_params(json.loads(stamp.read_text(encoding="utf-8")), params, out)
         if zip_parts:
             pack_zips(out)
         return out
-    progress = out / PROGRESS_DIR
-    if (progress / "params.json").exists():
-        _check_params(progress / "params.json", params)
-    write_json_atomic(progress / "params.json", params)
+    started = out / PROGRESS_DIR / "params.jsonl"  # JSON lines, so corpus readers do not take it for a label
+    if started.exists():
+        _check_params(next(read_jsonl(started), {}), params, out)
+    write_jsonl_atomic(started, [params])
 
     plans = plan_episodes(size, seed)
-    write_text_corpus(out / TEXT_CORPUS_FILE, sentence_bank(seed))
-    pools = sentence_pools(seed)
+    bank = sentence_bank(seed)
+    write_text_corpus(out / TEXT_CORPUS_FILE, bank)
+    pools = sentence_pools(bank, seed)
     workers = workers or default_workers(size)
     rows: list[dict] = []
     with tqdm(total=len(plans), unit="episode", desc=f"synth {size}: writing {out}", file=sys.stderr) as bar:
@@ -453,7 +450,7 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
         pack_zips(out)
     write_json_atomic(stamp, {**params, "episodes": len(plans), "sentences": len(rows),
                               "audio_seconds": round(sum(plan.seconds for plan in plans), 3)})
-    shutil.rmtree(progress)
+    shutil.rmtree(out / PROGRESS_DIR)
     return out
 
 

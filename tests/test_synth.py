@@ -41,8 +41,7 @@ def seconds(stamp: str) -> float:
 
 
 def labels(root: Path) -> list[tuple[Path, dict]]:
-    return [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(root.rglob("*.json"))
-            if p.name != synth.STAMP_FILE]
+    return [(p, json.loads(p.read_text(encoding="utf-8"))) for p in sorted(root.rglob("*.json"))]
 
 
 def truth_rows(root: Path) -> list[dict]:
@@ -171,6 +170,15 @@ def test_cli_refuses_a_folder_holding_another_corpus(tiny_corpus, capsys):
     assert "8 episodes" in capsys.readouterr().out
     assert cli_main(["synth", "--size", "tiny", "--seed", "7", "--out", str(tiny_corpus)]) == 1
     assert "already holds a tiny corpus with seed 0" in capsys.readouterr().err
+
+
+def test_reader_reads_every_episode_without_issues(tiny_corpus):
+    from kidsasr.corpus import ReadReport, read_corpus
+
+    report = ReadReport()
+    episodes = list(read_corpus(tiny_corpus, report))
+    assert report.issues == []
+    assert len(episodes) == 8 and sum(len(e.sentences) for e in episodes) == len(truth_rows(tiny_corpus))
 
 
 def test_voice_profiles_are_distinct_real_variants():
