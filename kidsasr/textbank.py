@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from .corpus import CATEGORIES
 from .fileio import read_jsonl, write_jsonl_atomic
-from .textnorm import nfc, normalize_for_cer, number_spans, parse_label, spell_numbers
+from .textnorm import jongseong, nfc, normalize_for_cer, number_readings, parse_label, spell_numbers
 
 HAND_FILE = "sentences_hand.tsv"
 DECORATED_SHARE = 0.18  # share of labels carrying KsponSpeech marks
@@ -61,26 +61,16 @@ def hand_written() -> list[BankSentence]:
 # Josa (particles that depend on the preceding syllable) and numbers
 
 
-def _has_final(word: str) -> bool:
-    """Whether the word's last spoken syllable ends in a consonant (numbers are read first: 3 -> 삼)."""
-    spoken = re.sub(r"[^가-힣]", "", spell_numbers(word))
-    return bool(spoken) and (ord(spoken[-1]) - 0xAC00) % 28 != 0
-
-
-def _final_is_rieul(word: str) -> bool:
-    spoken = re.sub(r"[^가-힣]", "", spell_numbers(word))
-    return bool(spoken) and (ord(spoken[-1]) - 0xAC00) % 28 == 8
-
-
 def josa(word: str, pair: str) -> str:
     """Attach a particle: josa("사과", "을/를") -> "사과를", josa("민준", "아/야") -> "민준아".
 
     `pair` is "<after a final consonant>/<after a vowel>"; "으로/로" also takes 로 after ㄹ.
     """
     with_final, without_final = pair.split("/")
-    if pair == "으로/로" and _final_is_rieul(word):
+    final = jongseong(word)
+    if pair == "으로/로" and final == 8:
         return word + "로"
-    return word + (with_final if _has_final(word) else without_final)
+    return word + (with_final if final else without_final)
 
 
 def _number(n: int, counter: str, rng: random.Random, as_digits: bool | None = None) -> str:
@@ -99,29 +89,35 @@ NAMES = (
     "채원", "윤서", "지민", "건우", "소율", "현우", "다은", "주원", "아린", "태윤", "서아", "로운", "나윤", "이안",
     "하람", "민서", "준서", "가온", "예린", "시윤", "유진", "승민", "다온", "하린", "동현", "수빈",
 )
-# (object, counter, largest count that sounds natural)
+# (object, counter, largest count that sounds natural, kind)
 COUNTABLES = (
-    ("사과", "개", 12), ("귤", "개", 12), ("사탕", "개", 20), ("풍선", "개", 15), ("구슬", "개", 30),
-    ("쿠키", "개", 10), ("딸기", "개", 20), ("도토리", "개", 25), ("강아지", "마리", 6), ("고양이", "마리", 5),
-    ("병아리", "마리", 12), ("물고기", "마리", 10), ("토끼", "마리", 8), ("나비", "마리", 9), ("오리", "마리", 7),
-    ("친구", "명", 30), ("어린이", "명", 40), ("동화책", "권", 10), ("공책", "권", 8), ("우유", "잔", 3),
-    ("주스", "잔", 4), ("색종이", "장", 20), ("스티커", "장", 30), ("나무", "그루", 15), ("꽃", "송이", 12),
-    ("양말", "켤레", 5), ("운동화", "켤레", 3), ("연필", "자루", 10), ("크레파스", "자루", 24), ("자동차", "대", 9),
-    ("피자", "조각", 8), ("케이크", "조각", 6), ("옷", "벌", 5), ("김밥", "줄", 4), ("빵", "봉지", 3),
+    ("사과", "개", 12, "food"), ("귤", "개", 12, "food"), ("사탕", "개", 20, "food"), ("쿠키", "개", 10, "food"),
+    ("딸기", "개", 20, "food"), ("떡", "개", 12, "food"), ("피자", "조각", 8, "food"), ("케이크", "조각", 6, "food"),
+    ("김밥", "줄", 4, "food"), ("우유", "잔", 3, "food"), ("주스", "잔", 4, "food"), ("만두", "개", 16, "food"),
+    ("풍선", "개", 15, "thing"), ("구슬", "개", 30, "thing"), ("도토리", "개", 25, "thing"), ("색종이", "장", 20, "thing"),
+    ("스티커", "장", 30, "thing"), ("연필", "자루", 10, "thing"), ("크레파스", "자루", 24, "thing"),
+    ("양말", "켤레", 5, "thing"), ("운동화", "켤레", 3, "thing"), ("꽃", "송이", 12, "thing"), ("공", "개", 10, "thing"),
+    ("장난감 자동차", "대", 9, "thing"), ("인형", "개", 6, "thing"), ("카드", "장", 20, "thing"),
+    ("블록", "개", 30, "stack"), ("종이컵", "개", 40, "stack"), ("동화책", "권", 10, "stack"), ("상자", "개", 12, "stack"),
+    ("방석", "개", 8, "stack"), ("나무토막", "개", 20, "stack"),
+    ("강아지", "마리", 6, "animal"), ("고양이", "마리", 5, "animal"), ("병아리", "마리", 12, "animal"),
+    ("물고기", "마리", 10, "animal"), ("토끼", "마리", 8, "animal"), ("나비", "마리", 9, "animal"),
+    ("오리", "마리", 7, "animal"), ("개미", "마리", 30, "animal"), ("나무", "그루", 15, "plant"),
 )
-THINGS = tuple(obj for obj, counter, _ in COUNTABLES if counter not in ("마리", "명"))
 ANIMALS = (  # (animal, sound, home)
     ("강아지", "멍멍", "집"), ("고양이", "야옹", "집"), ("오리", "꽥꽥", "연못"), ("돼지", "꿀꿀", "농장"),
     ("소", "음매", "목장"), ("병아리", "삐악삐악", "농장"), ("양", "매애", "목장"), ("닭", "꼬끼오", "닭장"),
     ("개구리", "개굴개굴", "연못"), ("참새", "짹짹", "나무 위"), ("부엉이", "부엉부엉", "숲속"),
-    ("펭귄", "꽥꽥", "남극"), ("낙타", "음머", "사막"), ("사자", "어흥", "초원"), ("호랑이", "어흥", "숲속"),
-    ("염소", "메에", "산"), ("말", "히힝", "목장"), ("비둘기", "구구", "공원"),
+    ("낙타", "음머", "사막"), ("사자", "어흥", "초원"), ("호랑이", "어흥", "숲속"), ("염소", "메에", "산"),
+    ("말", "히힝", "목장"), ("비둘기", "구구", "공원"), ("까마귀", "까악까악", "숲속"),
 )
 PLACES = (
     "놀이터", "도서관", "유치원", "학교", "공원", "동물원", "수영장", "바닷가", "시장", "박물관", "과학관",
     "할머니 댁", "운동장", "숲속", "미술관", "캠핑장", "빵집", "키즈카페", "식물원", "수족관",
 )
-# (stem for -고/-자, polite present, polite past)
+HOMETOWNS = ("서울", "부산", "대구", "인천", "광주", "대전", "울산", "제주", "강릉", "전주", "춘천", "수원", "포항",
+             "목포", "여수", "청주", "안동", "세종")
+# (stem for -고/-자/-기, polite present, polite past)
 ACTIONS = (
     ("그림을 그리", "그림을 그려요", "그림을 그렸어요"), ("책을 읽", "책을 읽어요", "책을 읽었어요"),
     ("노래를 부르", "노래를 불러요", "노래를 불렀어요"), ("춤을 추", "춤을 춰요", "춤을 췄어요"),
@@ -134,6 +130,7 @@ ACTIONS = (
     ("퍼즐을 맞추", "퍼즐을 맞춰요", "퍼즐을 맞췄어요"), ("피아노를 치", "피아노를 쳐요", "피아노를 쳤어요"),
     ("별을 보", "별을 봐요", "별을 봤어요"), ("쿠키를 굽", "쿠키를 구워요", "쿠키를 구웠어요"),
     ("방을 정리하", "방을 정리해요", "방을 정리했어요"), ("달리기를 하", "달리기를 해요", "달리기를 했어요"),
+    ("비눗방울을 불", "비눗방울을 불어요", "비눗방울을 불었어요"), ("딱지를 치", "딱지를 쳐요", "딱지를 쳤어요"),
 )
 FEELINGS = ("기뻐요", "신나요", "속상해요", "무서워요", "설레요", "졸려요", "배고파요", "궁금해요", "뿌듯해요",
             "심심해요", "떨려요", "행복해요")
@@ -154,109 +151,138 @@ def _pick(rng: random.Random, items: tuple):
     return items[rng.randrange(len(items))]
 
 
-def _count(rng: random.Random) -> tuple[str, str]:
-    obj, counter, most = _pick(rng, COUNTABLES)
-    return obj, _number(rng.randint(1, most), counter, rng)
+def _attributive(stem: str) -> str:
+    """Present attributive -는: "책을 읽" -> "책을 읽는", "모래성을 만들" -> "모래성을 만드는" (ㄹ drops)."""
+    last = ord(stem[-1]) - 0xAC00
+    if last % 28 == 8:
+        return stem[:-1] + chr(0xAC00 + last - 8) + "는"
+    return stem + "는"
 
 
-def _time(rng: random.Random) -> str:
-    hour = _number(rng.randint(1, 12), "시", rng)
-    minute = rng.choice((None, None, "반", 10, 15, 20, 30, 40, 45, 50))
-    if minute is None:
-        return hour
-    return f"{hour} {minute if minute == '반' else _number(minute, '분', rng)}"
+class _Slots:
+    """The slot fillers for one sentence; its numbers are all digits or all spelled, as a writer would."""
 
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.digits = rng.random() < DIGIT_SHARE
 
-def _date(rng: random.Random) -> str:
-    month, as_digits = rng.randint(1, 12), rng.random() < DIGIT_SHARE
-    day = rng.randint(1, DAYS_IN_MONTH[month - 1])
-    return f"{_number(month, '월', rng, as_digits)} {_number(day, '일', rng, as_digits)}"
+    def pick(self, items: tuple):
+        return _pick(self.rng, items)
+
+    def n(self, value: int, counter: str = "") -> str:
+        return _number(value, counter, self.rng, self.digits)
+
+    def countable(self, *kinds: str) -> tuple[str, str, str]:
+        """(object, its counter, a count of it) for an object of one of `kinds`."""
+        obj, counter, most, _ = self.pick(tuple(c for c in COUNTABLES if c[3] in kinds))
+        return obj, counter, self.n(self.rng.randint(1, most), counter)
+
+    def time(self) -> str:
+        hour = self.n(self.rng.randint(1, 12), "시")
+        minute = self.rng.choice((None, None, "반", 10, 15, 20, 30, 40, 45, 50))
+        if minute is None:
+            return hour
+        return f"{hour} {minute if minute == '반' else self.n(minute, '분')}"
+
+    def date(self) -> str:
+        month = self.rng.randint(1, 12)
+        return f"{self.n(month, '월')} {self.n(self.rng.randint(1, DAYS_IN_MONTH[month - 1]), '일')}"
 
 
 def _preschool(rng: random.Random) -> str:
-    name, (obj, count), (animal, sound, _) = _pick(rng, NAMES), _count(rng), _pick(rng, ANIMALS)
-    stem, now, _past = _pick(rng, ACTIONS)
+    s = _Slots(rng)
+    name, (animal, sound, _) = s.pick(NAMES), s.pick(ANIMALS)
+    obj, counter, count = s.countable("food", "thing", "stack", "animal")
+    thing, _, thing_count = s.countable("thing", "food")
+    toy, _, _ = s.countable("thing")
+    stem, now, _ = s.pick(ACTIONS)
     options = (
         lambda: f"{josa(obj, '이/가')} {count} 있어요. 같이 세어 볼까요?",
-        lambda: f"{josa(name, '아/야')}, {obj} {count}만 가져다줄래?",
+        lambda: f"{josa(name, '아/야')}, {thing} {thing_count}만 가져다줄래?",
         lambda: f"{josa(name, '이/가')} {josa(obj, '을/를')} {count} 골랐어요.",
         lambda: f"{josa(animal, '은/는')} {sound} 하고 울어요. {name} 어린이도 따라 해 볼까요?",
-        lambda: f"{_pick(rng, COLORS)} {josa(obj, '을/를')} 찾아볼까요? {name} 어린이가 찾았네요!",
-        lambda: f"오늘 {name} 어린이는 기분이 어때요? 저는 {_pick(rng, FEELINGS)}",
-        lambda: f"{josa(name, '은/는')} {_time(rng)}에 일어나서 {stem}고 싶대요.",
+        lambda: f"{s.pick(COLORS)} {josa(toy, '을/를')} 찾아볼까요? {name} 어린이가 찾았네요!",
+        lambda: f"오늘 {name} 어린이는 기분이 어때요? 저는 {s.pick(FEELINGS)}.",
+        lambda: f"{josa(name, '은/는')} {s.time()}에 일어나서 {stem}고 싶대요.",
         lambda: f"우리 다 같이 {stem}자! {name}도 같이 하자.",
-        lambda: f"{josa(name, '은/는')} {josa(_number(rng.randint(3, 7), '살', rng), '이에요/예요')}. 손가락으로 보여 줄래요?",
-        lambda: f"{name} 어린이가 {obj} {count}에 하나를 더 가져왔어요. 이제 몇 개일까요?",
-        lambda: f"선생님이랑 {josa(name, '이/가')} {now} 정말 재미있어요.",
+        lambda: f"{josa(name, '은/는')} {josa(s.n(rng.randint(3, 7), '살'), '이에요/예요')}. 손가락으로 보여 줄래요?",
+        lambda: f"{name} 어린이가 {obj} {count}에 하나를 더 가져왔어요. 이제 몇 {counter}일까요?",
+        lambda: f"오늘은 선생님이랑 {_attributive(stem)} 날이에요. {name} 어린이, 준비됐나요?",
+        lambda: f"{josa(name, '이/가')} {now}. 우리도 따라 해 볼까요?",
     )
     return _pick(rng, options)()
 
 
 def _education(rng: random.Random) -> str:
-    name, (obj, count) = _pick(rng, NAMES), _count(rng)
-    animal, _, home = _pick(rng, ANIMALS)
+    s = _Slots(rng)
+    name, (animal, _, home) = s.pick(NAMES), s.pick(ANIMALS)
+    obj, counter, count = s.countable("food", "thing", "stack", "animal", "plant")
     a, b = rng.randint(1, 20), rng.randint(1, 20)
     big, small = max(a, b), min(a, b)
-    length = rng.randint(2, 30)
+    friends, each = rng.randint(2, 5), rng.randint(2, 4)
+    food, food_counter, _ = s.countable("food")
     options = (
-        lambda: f"문제 나갑니다. {_number(a, '', rng)} 더하기 {josa(_number(b, '', rng), '은/는')} 얼마일까요?",
-        lambda: f"{_number(big, '', rng)} 빼기 {josa(_number(small, '', rng), '은/는')} {josa(_number(big - small, '', rng), '이에요/예요')}. 참 쉽죠?",
-        lambda: f"{josa(_date(rng), '은/는')} 무슨 요일일까요? 네, {josa(_pick(rng, WEEKDAYS), '이에요/예요')}.",
-        lambda: f"{name} 어린이, {josa(obj, '이/가')} 모두 몇 {counter_of(obj)}인지 세어 볼래요? 네, {josa(count, '이에요/예요')}.",
+        lambda: f"문제 나갑니다. {s.n(a)} 더하기 {josa(s.n(b), '은/는')} 얼마일까요?",
+        lambda: f"{s.n(big)} 빼기 {josa(s.n(small), '은/는')} {josa(s.n(big - small), '이에요/예요')}. 참 쉽죠?",
+        lambda: f"{josa(s.date(), '은/는')} 무슨 요일일까요? 네, {josa(s.pick(WEEKDAYS), '이에요/예요')}.",
+        lambda: f"{name} 어린이, {josa(obj, '이/가')} 모두 몇 {counter}인지 세어 볼래요? 네, {josa(count, '이에요/예요')}.",
         lambda: f"{josa(animal, '은/는')} 주로 {home}에 살아요. {name} 어린이는 {josa(animal, '을/를')} 본 적 있나요?",
-        lambda: f"이 연필의 길이는 {josa(_number(length, 'cm', rng), '이에요/예요')}. 자로 재어 볼까요?",
-        lambda: f"시계를 보세요. 지금은 {josa(_time(rng), '이에요/예요')}. 긴 바늘이 어디에 있지요?",
-        lambda: f"{_number(a, '명', rng)}의 친구가 {obj} {josa(count, '을/를')} 똑같이 나누면 어떻게 될까요?",
-        lambda: f"{josa(name, '이/가')} {place_with(rng, '에서')} 배운 것을 발표해 볼 거예요.",
-        lambda: f"오늘은 {place_with(rng, '에')} 가서 {josa(animal, '을/를')} 관찰해 보았어요.",
+        lambda: f"이 연필의 길이는 {josa(s.n(rng.randint(2, 30), 'cm'), '이에요/예요')}. 자로 재어 볼까요?",
+        lambda: f"시계를 보세요. 지금은 {josa(s.time(), '이에요/예요')}. 긴 바늘이 어디에 있지요?",
+        lambda: f"{s.n(friends, '명')}의 친구가 {food} {josa(s.n(friends * each, food_counter), '을/를')} 똑같이 "
+                f"나누면 한 명에 몇 {food_counter}씩일까요?",
+        lambda: f"{josa(name, '이/가')} {s.pick(PLACES)}에서 배운 것을 발표해 볼 거예요.",
+        lambda: f"오늘은 {home}에 사는 {josa(animal, '을/를')} 만나러 가 볼 거예요.",
+        lambda: f"{s.n(rng.randint(2019, 2027), '년')} {josa(s.n(rng.randint(1, 12), '월'), '에/에')} "
+                f"{name} 어린이는 {s.n(rng.randint(1, 6), '학년')}이 되었어요.",
+        lambda: f"물 {s.n(rng.randint(1, 9) * 100, 'mL')}에 설탕을 {s.n(rng.randint(1, 5), '숟가락')} 넣어 볼게요.",
     )
     return _pick(rng, options)()
 
 
 def _drama(rng: random.Random) -> str:
-    name, other, (obj, count) = _pick(rng, NAMES), _pick(rng, NAMES), _count(rng)
-    thing = _pick(rng, THINGS)
-    stem, now, past = _pick(rng, ACTIONS)
+    s = _Slots(rng)
+    name, other = s.pick(NAMES), s.pick(NAMES)
+    food, _, food_count = s.countable("food")
+    thing, _, _ = s.countable("thing")
+    stem, _, past = s.pick(ACTIONS)
     options = (
-        lambda: f"{josa(name, '아/야')}, 내일 {_time(rng)}에 {place_with(rng, '에서')} 만나자.",
-        lambda: f"{josa(name, '아/야')}, 너 어제 {place_with(rng, '에')} 갔었어?",
+        lambda: f"{josa(name, '아/야')}, 내일 {s.time()}에 {s.pick(PLACES)}에서 만나자.",
+        lambda: f"{josa(name, '아/야')}, 너 어제 {s.pick(PLACES)}에 갔었어?",
         lambda: f"엄마, {josa(other, '이/가')} 내 {josa(thing, '을/를')} 말도 없이 가져갔어요!",
-        lambda: f"엄마, 저 오늘 {place_with(rng, '에서')} {past}",
+        lambda: f"엄마, 저 오늘 {s.pick(PLACES)}에서 {past}.",
         lambda: f"{josa(name, '아/야')}, 심심한데 우리 같이 {stem}자.",
-        lambda: f"{josa(other, '이/가')} 자꾸 놀려서 너무 {_pick(rng, HURT_FEELINGS)}",
-        lambda: f"{josa(_date(rng), '이/가')} {name} 생일이래. 우리 몰래 파티 준비하자!",
-        lambda: f"{josa(name, '아/야')}, 여기 {obj} {count} 있는데 우리 사이좋게 나눠 먹자.",
+        lambda: f"{josa(other, '이/가')} 자꾸 놀려서 너무 {s.pick(HURT_FEELINGS)}.",
+        lambda: f"{josa(s.date(), '이/가')} {name} 생일이래. 우리 몰래 파티 준비하자!",
+        lambda: f"{josa(name, '아/야')}, 여기 {food} {food_count} 있는데 우리 사이좋게 나눠 먹자.",
         lambda: f"{josa(other, '아/야')}, 미안해. 네 {josa(thing, '을/를')} 망가뜨린 건 나야.",
-        lambda: f"선생님, {josa(name, '이/가')} 아직 안 왔어요. {_time(rng)}까지 오기로 했는데요.",
+        lambda: f"선생님, {josa(name, '이/가')} 아직 안 왔어요. {s.time()}까지 오기로 했는데요.",
         lambda: f"{josa(name, '아/야')}, 숙제 다 하고 {stem}기로 약속했잖아.",
+        lambda: f"우리 반 {josa(name, '이/가')} 이번 주 {s.pick(WEEKDAYS)}에 전학 간대.",
     )
     return _pick(rng, options)()
 
 
 def _variety(rng: random.Random) -> str:
-    name, team, (obj, count) = _pick(rng, NAMES), _pick(rng, TEAMS), _count(rng)
-    score, other_score = rng.randint(0, 9), rng.randint(0, 9)
+    s = _Slots(rng)
+    name, team = s.pick(NAMES), s.pick(TEAMS)
+    thing, _, thing_count = s.countable("thing", "food")
+    stack, _, stack_count = s.countable("stack")
+    lead = rng.randint(1, 9)
     options = (
-        lambda: f"{name} 어린이, 정답! {team}에게 {_number(rng.choice((5, 10, 20, 30, 50, 100)), '점', rng)} 드립니다!",
-        lambda: f"남은 시간은 {josa(_number(rng.randint(3, 60), '초', rng), '이에요/예요')}! 서둘러 주세요!",
-        lambda: f"와, {name} 어린이가 {josa(obj, '을/를')} 벌써 {count} 모았어요!",
-        lambda: f"{_number(rng.randint(1, 12), '번째', rng)} 문제입니다! 잘 듣고 맞혀 보세요.",
-        lambda: f"현재 {josa(team, '이/가')} {score}대 {josa(str(other_score), '으로/로')} 앞서고 있어요!",
-        lambda: f"{place_with(rng, '에서')} 온 {_number(rng.randint(5, 12), '살', rng)} {name} 어린이를 소개합니다!",
-        lambda: f"{name} 어린이의 기록은 {josa(_number(rng.randint(8, 59), '초', rng), '이에요/예요')}! 새로운 기록이에요!",
-        lambda: f"미션! {_number(rng.randint(1, 5), '분', rng)} 안에 {josa(obj, '을/를')} {count} 찾아라!",
-        lambda: f"{josa(team, '은/는')} {josa(obj, '을/를')} {count} 쌓았어요. 과연 무너지지 않을까요?",
-        lambda: f"{josa(name, '아/야')}, 떨리지 않아요? 우승하면 {josa(obj, '을/를')} 선물로 드려요!",
+        lambda: f"{name} 어린이, 정답! {team}에게 {s.n(rng.choice((5, 10, 20, 30, 50, 100)), '점')} 드립니다!",
+        lambda: f"남은 시간은 {josa(s.n(rng.randint(3, 60), '초'), '이에요/예요')}! 서둘러 주세요!",
+        lambda: f"와, {name} 어린이가 {josa(thing, '을/를')} 벌써 {thing_count} 모았어요!",
+        lambda: f"{s.n(rng.randint(1, 12), '번째')} 문제입니다! 잘 듣고 맞혀 보세요.",
+        lambda: f"현재 {josa(team, '이/가')} {lead}대 {josa(str(rng.randint(0, lead - 1)), '으로/로')} 앞서고 있어요!",
+        lambda: f"{s.pick(HOMETOWNS)}에서 온 {s.n(rng.randint(5, 12), '살')} {name} 어린이를 소개합니다!",
+        lambda: f"{name} 어린이의 기록은 {josa(s.n(rng.randint(8, 59), '초'), '이에요/예요')}! 새로운 기록이에요!",
+        lambda: f"미션! {s.n(rng.randint(1, 5), '분')} 안에 {josa(thing, '을/를')} {thing_count} 찾아라!",
+        lambda: f"{josa(team, '은/는')} {josa(stack, '을/를')} {stack_count} 쌓았어요. 과연 무너지지 않을까요?",
+        lambda: f"{name} 어린이, 떨리지 않아요? 우승하면 {josa(thing, '을/를')} 선물로 드려요!",
+        lambda: f"{name} 어린이는 줄넘기를 {s.n(rng.randint(10, 150), '번')}이나 넘었어요!",
     )
     return _pick(rng, options)()
-
-
-def counter_of(obj: str) -> str:
-    return next(counter for name, counter, _ in COUNTABLES if name == obj)
-
-
-def place_with(rng: random.Random, particle: str) -> str:
-    return _pick(rng, PLACES) + particle
 
 
 TEMPLATES: dict[str, Template] = dict(zip(CATEGORIES, (_preschool, _education, _drama, _variety)))
@@ -275,11 +301,10 @@ def decorate(label: str, rng: random.Random) -> str:
     A number becomes a dual transcription `(3개)/(세 개)` where there is one in digits; otherwise a filler
     `음/`, a repetition of the first syllable `사+ 사과`, or a noise tag (`n/`, `b/` before, `l/` after).
     """
-    spans = number_spans(label)
-    if spans and rng.random() < 0.5:
-        start, end = spans[rng.randrange(len(spans))]
-        number = label[start:end]
-        return f"{label[:start]}({number})/({spell_numbers(number)}){label[end:]}"
+    readings = number_readings(label)
+    if readings and rng.random() < 0.5:
+        start, end, reading = readings[rng.randrange(len(readings))]
+        return f"{label[:start]}({label[start:end]})/({reading}){label[end:]}"
     kind = rng.choice(("filler", "repetition", "noise", "breath", "laughter"))
     first = _FIRST_WORD.match(label)
     if kind == "repetition" and first:

@@ -113,24 +113,33 @@ def parse_label(raw: str) -> Transcript:
     Transcript(spelling='몬 소리야 70% 확률이라니', pronunciation='아 모 몬 소리야 칠 십 퍼센트 확률이라니', tags=('b', 'n'))
     """
     text = to_kspon_order(raw)
+    pairs = list(_PAIR.finditer(text))
+    # Numbers outside pairs are read here, against the whole label, so a counter's context survives the
+    # pairs around it ("7대 (3)/(삼)으로" is a score).
+    found = number_readings(text) + [(m.start(), m.end(), " 더하기 ") for m in _PLUS.finditer(text)]
+    readings = [r for r in found if not any(p.start() <= r[0] < p.end() for p in pairs)]
+    pair_at = {p.start(): p for p in pairs}
+    reading_at = {r[0]: r for r in readings}
+    spelled, read, pos, plain_from = [], [], 0, 0
+    while pos < len(text):
+        if pos in pair_at:
+            m = pair_at[pos]
+            spelled.append(text[plain_from:pos] + m.group(1))
+            read.append(text[plain_from:pos] + m.group(2))
+            pos = plain_from = m.end()
+        elif pos in reading_at:
+            _, end, reading = reading_at[pos]
+            spelled.append(text[plain_from:end])
+            read.append(text[plain_from:pos] + reading)
+            pos = plain_from = end
+        else:
+            pos += 1
+    spelled.append(text[plain_from:])
+    read.append(text[plain_from:])
     tags: list[str] = []
-    spelling_parts: list[str] = []
-    reading_parts: list[str] = []
-    pos = 0
-    for m in _PAIR.finditer(text):
-        plain = text[pos : m.start()]
-        spelling_parts.append(_strip_marks(plain, tags, keep_disfluency=False))
-        reading_parts.append(_strip_marks(plain, tags, keep_disfluency=True))
-        spelling_parts.append(_strip_marks(m.group(1), tags, keep_disfluency=False))
-        reading_parts.append(_strip_marks(m.group(2), tags, keep_disfluency=True))
-        pos = m.end()
-    spelling_parts.append(_strip_marks(text[pos:], tags, keep_disfluency=False))
-    reading_parts.append(_strip_marks(text[pos:], tags, keep_disfluency=True))
-    return Transcript(
-        spelling=_tidy_spelling("".join(spelling_parts)),
-        pronunciation=to_pronunciation("".join(reading_parts)),
-        tags=tuple(tags),
-    )
+    spelling = _strip_marks("".join(spelled), tags, keep_disfluency=False)
+    pronunciation = _strip_marks("".join(read), [], keep_disfluency=True)
+    return Transcript(_tidy_spelling(spelling), to_pronunciation(pronunciation), tuple(tags))
 
 
 def is_tag_only(raw: str) -> bool:
@@ -218,14 +227,15 @@ def _counter_pattern() -> re.Pattern:
     units = sorted(UNIT_READINGS, key=len, reverse=True)
     unit_alt = "|".join(re.escape(u) + (r"(?![A-Za-z])" if u[-1].isalpha() else "") for u in units)
     return re.compile(
+        r"(?P<phone>(?<!\d)\d{2,4}-\d{3,4}-\d{4}(?!\d))|"
         r"(?<![\d.])(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?"
-        rf"(?P<space>\s?)(?:(?P<unit>{unit_alt})|(?P<counter>{'|'.join(words)}))?"
+        rf"(?:(?P<space>\s?)(?:(?P<unit>{unit_alt})|(?P<counter>{'|'.join(words)})))?"
     )
 
 
 _NUMBER = _counter_pattern()
-_PHONE = re.compile(r"(?<!\d)(\d{2,4})-(\d{3,4})-(\d{4})(?!\d)")
-_PLUS = re.compile(r"(?<=\d)\s*\+\s*(?=\d)")
+_PLUS = re.compile(r"(?<=\d)(?:\+|\s+\+\s+)(?=\d)")  # arithmetic; "3+ 3개" is a repetition
+_EQUALS = re.compile(r"(?<=[가-힣])\s*=\s*(?=[가-힣])")  # "삼 더하기 사 = 칠" -> "삼 더하기 사는 칠"
 
 
 _PARTICLE_AFTER_COUNTER = re.compile(
@@ -234,6 +244,8 @@ _PARTICLE_AFTER_COUNTER = re.compile(
 
 
 def _read_number(m: re.Match, text: str) -> str:
+    if m.group("phone"):
+        return " ".join(read_digits(group) for group in m.group("phone").split("-"))
     digits, frac = m.group("num").replace(",", ""), m.group("frac")
     unit, counter = m.group("unit"), m.group("counter")
     n = int(digits)
@@ -251,7 +263,7 @@ def _read_number(m: re.Match, text: str) -> str:
     if counter is None:
         if fixed is None and digits in _DIGIT_BY_DIGIT:
             fixed = read_digits(digits)
-        return (fixed or sino(n)) + m.group("space") + (m.group("counter") or "")
+        return (fixed or sino(n)) + (m.group("space") or "") + (m.group("counter") or "")
     if fixed is not None:
         return f"{fixed} {counter}"
     if counter == "월":
@@ -264,16 +276,20 @@ def _counter_number(n: int, counter: str, before: str, after: str) -> str:
         return "첫"
     if counter == "번" and (after.lstrip().startswith(_NUMBERED_BY_BEON) or _NUMBERING_BEON.search(before)):
         return sino(n)
-    if counter == "대" and re.match(r"\s*\d", after):  # a score, "3대 2"
+    if counter == "대" and re.match(r"\s*\(?\d", after):  # a score, "3대 2", also "3대 (2)/(이)"
         return sino(n)
     if counter in NATIVE_COUNTERS and 1 <= n <= 99:
         return native(n)
     return sino(n)
 
 
-def number_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each number with its counter or unit: the stretch a dual transcription would cover."""
-    return [m.span() for m in _NUMBER.finditer(text)]
+def number_readings(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, reading) of each number in `text` with its counter or unit, read in context.
+
+    The span is what a dual transcription covers: `number_readings("3대 2로")` gives `(0, 2, "삼 대")`, so the
+    pair is `(3대)/(삼 대)`, a score, where `spell_numbers("3대")` alone would count vehicles.
+    """
+    return [(m.start(), m.end(), _read_number(m, text)) for m in _NUMBER.finditer(text)]
 
 
 def spell_numbers(text: str) -> str:
@@ -282,17 +298,24 @@ def spell_numbers(text: str) -> str:
     "3개월" -> "삼 개월", "3개" -> "세 개", "20살" -> "스무 살", "6월 15일" -> "유월 십오 일",
     "3.5kg" -> "삼 점 오 킬로그램", "010-1234-5678" -> "공일공 일이삼사 오육칠팔", "1,000원" -> "천 원".
     """
-    text = nfc(text)
-    text = _PHONE.sub(lambda m: " ".join(read_digits(g) for g in m.groups()), text)
-    text = _PLUS.sub(" 더하기 ", text)
+    text = _PLUS.sub(" 더하기 ", nfc(text))
     out = []
     pos = 0
-    for m in _NUMBER.finditer(text):
-        out.append(text[pos : m.start()])
-        out.append(_read_number(m, text))
-        pos = m.end()
+    for start, end, reading in number_readings(text):
+        out.append(text[pos:start])
+        out.append(reading)
+        pos = end
     out.append(text[pos:])
-    return "".join(out)
+    return _EQUALS.sub(lambda m: ("은 " if jongseong(m.string[: m.start()]) else "는 "), "".join(out))
+
+
+def jongseong(word: str) -> int:
+    """Index of the final consonant of the word's last spoken syllable: 0 none, 8 ㄹ, ... ("3" reads 삼: 16).
+
+    Particles choose their form by it (을/를, 이/가, 으로/로).
+    """
+    spoken = re.sub(r"[^가-힣]", "", spell_numbers(word) if re.search(r"\d", word) else word)
+    return (ord(spoken[-1]) - 0xAC00) % 28 if spoken else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from kidsasr.corpus import CATEGORIES
 from kidsasr.fileio import read_jsonl
 from kidsasr.textbank import (
     DECORATED_SHARE,
+    _attributive,
     BankSentence,
     decorate,
     hand_written,
@@ -115,6 +116,21 @@ def test_decoration_keeps_the_spelling_side(label):
 )
 def test_josa(word, pair, expected):
     assert josa(word, pair) == expected
+
+
+@pytest.mark.parametrize("stem, expected", [("책을 읽", "책을 읽는"), ("그림을 그리", "그림을 그리는"),
+                                            ("모래성을 만들", "모래성을 만드는"), ("비눗방울을 불", "비눗방울을 부는")])
+def test_attributive_drops_rieul(stem, expected):
+    assert _attributive(stem) == expected
+
+
+def test_decorated_numbers_keep_their_reading_in_context():
+    rng = random.Random(0)
+    labels = {decorate("현재 청팀이 7대 3으로 앞서고 있어요!", rng) for _ in range(60)}
+    pairs = {label for label in labels if ")/(" in label}
+    assert pairs >= {"현재 청팀이 (7대)/(칠 대) 3으로 앞서고 있어요!", "현재 청팀이 7대 (3)/(삼)으로 앞서고 있어요!"}
+    for label in labels:
+        assert "현재 청팀이 칠 대 삼으로 앞서고 있어요" in parse_label(label).pronunciation, label
 
 
 def test_text_corpus_file_round_trip(tmp_path, bank):

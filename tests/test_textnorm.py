@@ -7,8 +7,10 @@ import pytest
 from kidsasr.textnorm import (
     Transcript,
     is_tag_only,
+    jongseong,
     native,
     normalize_for_cer,
+    number_readings,
     parse_label,
     sino,
     spell_numbers,
@@ -91,6 +93,29 @@ def test_plus_between_digits_is_arithmetic_not_a_repetition():
     t = parse_label("1+1은 2예요")
     assert t.spelling == "1+1은 2예요"
     assert t.pronunciation == "일 더하기 일은 이예요"
+
+
+def test_arithmetic_reads_plus_and_equals():
+    assert parse_label("3 + 4 = 7").pronunciation == "삼 더하기 사는 칠"
+    assert spell_numbers("2+3=5") == "이 더하기 삼은 오"
+
+
+def test_a_repeated_number_is_a_repetition_not_arithmetic():
+    t = parse_label("3+ 3개 주세요")
+    assert t.spelling == "3개 주세요"
+    assert t.pronunciation == "삼 세 개 주세요"
+
+
+def test_numbers_are_read_in_context_even_next_to_a_pair():
+    # "대" before a number is a score (Sino), also when that number sits in a dual transcription
+    assert parse_label("현재 7대 (3)/(삼)으로 앞서요").pronunciation == "현재 칠 대 삼으로 앞서요"
+    assert parse_label("현재 7대 3으로 앞서요").pronunciation == "현재 칠 대 삼으로 앞서요"
+    assert parse_label("자동차 7대가 있어요").pronunciation == "자동차 일곱 대가 있어요"
+
+
+def test_number_readings_give_the_span_a_dual_transcription_covers():
+    assert number_readings("현재 3대 2로, 사과 3개") == [(3, 5, "삼 대"), (6, 7, "이"), (13, 15, "세 개")]
+    assert number_readings("전화 010-123-4567") == [(3, 15, "공일공 일이삼 사오육칠")]
 
 
 def test_spelling_side_keeps_punctuation_and_tidies_spaces():
@@ -188,6 +213,11 @@ def test_native_numerals_stop_at_99():
 )
 def test_spell_numbers(text, spoken):
     assert spell_numbers(text) == spoken
+
+
+@pytest.mark.parametrize("word, final", [("사과", 0), ("귤", 8), ("집", 17), ("3", 16), ("2", 0), ("10개", 0), ("", 0)])
+def test_jongseong_reads_numbers_first(word, final):
+    assert jongseong(word) == final
 
 
 def test_spell_numbers_leaves_text_without_digits_alone():
