@@ -67,30 +67,35 @@ def load_vad():
     return load_silero_vad(sequence=True)
 
 
-def frame_view(audio: np.ndarray) -> np.ndarray:
-    """(n_frames, FRAME) frames, the last zero-padded, matching silero-vad's framing."""
+def frame_measures(audio: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per 512-sample frame (silero-vad's framing, last frame zero-padded): mean square and spectral flatness.
+
+    Computed `block` frames at a time so a long episode never needs more than one block of temporaries.
+    Flatness is the geometric over the arithmetic mean of the power spectrum: near 0 tonal, near 1 white noise.
+    """
     n_frames = -(-audio.size // FRAME)
-    padded = np.zeros(n_frames * FRAME, dtype=np.float32)
-    padded[: audio.size] = audio
-    return padded.reshape(n_frames, FRAME)
-
-
-def spectral_flatness(frames: np.ndarray, block: int = 4096) -> np.ndarray:
-    """Geometric over arithmetic mean of each frame's power spectrum (blocked to bound memory)."""
+    offset = np.float32(audio.mean(dtype=np.float64))
     window = np.hanning(FRAME).astype(np.float32)
-    out = np.empty(len(frames), dtype=np.float32)
-    for first in range(0, len(frames), block):
-        power = np.abs(np.fft.rfft(frames[first: first + block] * window, axis=1)) ** 2 + 1e-12
-        out[first: first + block] = np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)
-    return out
+    power = np.empty(n_frames, dtype=np.float64)
+    flatness = np.empty(n_frames, dtype=np.float32)
+    for first in range(0, n_frames, block):
+        count = min(block, n_frames - first)
+        frames = np.zeros(count * FRAME, dtype=np.float32)
+        samples = audio[first * FRAME: (first + count) * FRAME]
+        frames[: samples.size] = samples - offset
+        frames = frames.reshape(count, FRAME)
+        power[first: first + count] = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / FRAME
+        spectrum = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2 + 1e-12
+        flatness[first: first + count] = np.exp(np.log(spectrum).mean(axis=1)) / spectrum.mean(axis=1)
+    return power, flatness
 
 
 def analyse(audio: np.ndarray) -> EpisodeSignal:
     """Run the VAD and the frame measurements over a whole 16 kHz mono episode."""
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    frames = frame_view(audio - audio.mean(dtype=np.float64).astype(np.float32))
-    speech_prob = load_vad().audio_forward(audio)[: len(frames)]
-    return EpisodeSignal(audio, speech_prob, (frames.astype(np.float64) ** 2).mean(axis=1), spectral_flatness(frames))
+    power, flatness = frame_measures(audio)
+    speech_prob = load_vad().audio_forward(audio)[: power.size]
+    return EpisodeSignal(audio, speech_prob, power, flatness)
 
 
 def _frame_range(signal: EpisodeSignal, start: float, end: float) -> slice:
