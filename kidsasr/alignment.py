@@ -518,19 +518,31 @@ def boundary_errors(truth_rows: Sequence[dict], alignments: Sequence[Alignment |
     return report
 
 
+def _truth_row(rows: list[dict], label_start: float | None, label_end: float | None) -> dict | None:
+    """The truth row whose label times are these (labels carry millisecond times)."""
+    if label_start is None or label_end is None:
+        return None
+    for row in rows:
+        if abs(row["label_start"] - label_start) < 0.002 and abs(row["label_end"] - label_end) < 0.002:
+            return row
+    return None
+
+
 def measure_corpus(corpus: Path, aligner: Aligner, limit: int | None = None, conditions: Iterable[str] | None = None) -> dict:
     """Align every labelled sentence of a generated corpus and compare with truth.jsonl."""
     from .corpus import read_corpus
     from .fileio import read_jsonl
     from .textnorm import parse_label
 
-    truth = {(r["episode_id"], int(r["sentence_id"])): r for r in read_jsonl(corpus / "truth.jsonl")}
+    truth: dict[str, list[dict]] = {}
+    for row in read_jsonl(corpus / "truth.jsonl"):
+        truth.setdefault(row["episode_id"], []).append(row)
     wanted = set(conditions) if conditions else None
     rows, alignments, audio_seconds, cpu_seconds, episodes = [], [], 0.0, 0.0, 0
     for episode in read_corpus(corpus):
         if limit is not None and episodes >= limit:
             break
-        pairs = [(s, truth.get((episode.id, s.index))) for s in episode.sentences]
+        pairs = [(s, _truth_row(truth.get(episode.id, []), s.start, s.end)) for s in episode.sentences]
         pairs = [(s, r) for s, r in pairs if r is not None and (wanted is None or r.get("condition") in wanted)]
         if not pairs:
             continue
