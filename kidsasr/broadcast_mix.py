@@ -23,13 +23,20 @@ def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 
 
-def rms(audio: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+def rms(audio: np.ndarray, block: int = 1 << 20) -> float:
+    """Root mean square, summed in float64 a block at a time (no full-length float64 copy)."""
+    if not audio.size:
+        return 0.0
+    total = sum(float(np.square(audio[i:i + block], dtype=np.float64).sum()) for i in range(0, audio.size, block))
+    return float(np.sqrt(total / audio.size))
 
 
 def unit_rms(audio: np.ndarray) -> np.ndarray:
+    audio = audio.astype(np.float32, copy=False)
     level = rms(audio)
-    return (audio / level).astype(np.float32) if level > 0 else audio.astype(np.float32)
+    if level > 0:
+        audio /= np.float32(level)  # in place: callers hand over arrays they no longer need
+    return audio
 
 
 def fade(audio: np.ndarray, fade_in: float, fade_out: float) -> np.ndarray:
@@ -96,12 +103,17 @@ def music_loop(rng: np.random.Generator) -> np.ndarray:
     return unit_rms(loop)
 
 
-def music_bed(loop: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """`seconds` of a music loop tiled, with a slow swell in level and fades at both ends."""
+def music_bed(loop: np.ndarray, seconds: float, rng: np.random.Generator, block: int = 1 << 20) -> np.ndarray:
+    """`seconds` of a music loop tiled, with a slow swell in level and fades at both ends.
+
+    Built in place a block at a time, so a 10-minute bed costs one float32 array and nothing more.
+    """
     n = int(seconds * SR)
     bed = np.resize(loop, n)
-    period = rng.uniform(8, 20) * SR
-    bed *= 1.0 + 0.15 * np.sin(np.arange(n, dtype=np.float32) * np.float32(2 * np.pi / period) + np.float32(rng.uniform(0, 6.28)))
+    omega, phase = 2 * np.pi / (rng.uniform(8, 20) * SR), rng.uniform(0, 6.28)
+    for start in range(0, n, block):
+        t = np.arange(start, min(start + block, n), dtype=np.float64)
+        bed[start:start + block] *= (1.0 + 0.15 * np.sin(omega * t + phase)).astype(np.float32)
     return fade(unit_rms(bed), 1.0, 1.5)
 
 

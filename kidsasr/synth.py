@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import broadcast_mix as mix
-from .audio import SAMPLE_RATE, write_wav
+from .audio import SAMPLE_RATE, to_pcm16
 from .corpus import CATEGORIES
 from .fileio import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
 from .textbank import BankSentence, sentence_bank, write_text_corpus
@@ -252,8 +252,8 @@ def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[s
 def _add_background(plan: EpisodePlan, rng: np.random.Generator, out: np.ndarray, speech_end: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """Theme music at both ends, a music bed and noise under parts, a quiet noise floor throughout.
 
-    Returns the spans under music and under loud noise. Noise is a <= 30 s stretch tiled to length, so memory
-    stays bounded by the episode's length.
+    Returns the spans under music and under loud noise. Noise is a <= 30 s stretch tiled to length; the floor is
+    added tile by tile, so the only full-length array is the episode itself.
     """
     seconds, intro = plan.seconds, plan.intro
     count = 1 if seconds < 60 else int(rng.integers(1, 4))
@@ -262,18 +262,23 @@ def _add_background(plan: EpisodePlan, rng: np.random.Generator, out: np.ndarray
     beds = _spans(rng, intro, speech_end, rng.uniform(0.25, 0.5), count)
     for (a, b), level in [(span, SPEECH_DBFS - 4.0) for span in theme] + [
             (span, SPEECH_DBFS - rng.uniform(10.0, 20.0)) for span in beds]:
-        _add(out, a, mix.music_bed(loop, b - a, rng) * mix.db_to_gain(level))
+        bed = mix.music_bed(loop, b - a, rng)
+        bed *= np.float32(mix.db_to_gain(level))
+        _add(out, a, bed)
+        del bed
 
-    def noise(kind: str, length: float) -> np.ndarray:
-        return np.resize(mix.background_noise(rng, min(length, 30.0), kind), int(length * SR))
+    def noise(length: float) -> np.ndarray:
+        return mix.background_noise(rng, min(length, 30.0), _pick(rng, mix.NOISE_KINDS))
 
-    floor = noise(_pick(rng, mix.NOISE_KINDS), seconds) * mix.db_to_gain(SPEECH_DBFS - rng.uniform(35.0, 45.0))
-    out += floor[: out.size]
-    del floor
+    floor = noise(seconds) * np.float32(mix.db_to_gain(SPEECH_DBFS - rng.uniform(35.0, 45.0)))
+    for start in range(0, out.size, floor.size):  # tiled in place: no full-length copy
+        piece = out[start:start + floor.size]
+        piece += floor[: piece.size]
     noisy = _spans(rng, intro, seconds, rng.uniform(0.15, 0.3), count)
     for a, b in noisy:
-        sound = mix.fade(noise(_pick(rng, mix.NOISE_KINDS), b - a), 0.5, 0.5)
-        _add(out, a, sound * mix.db_to_gain(SPEECH_DBFS - rng.uniform(10.0, 25.0)))
+        sound = mix.fade(np.resize(noise(b - a), int((b - a) * SR)), 0.5, 0.5)
+        sound *= np.float32(mix.db_to_gain(SPEECH_DBFS - rng.uniform(10.0, 25.0)))
+        _add(out, a, sound)
     return theme + beds, noisy
 
 
@@ -308,7 +313,7 @@ def render_episode(plan: EpisodePlan, seed: int, pool: list[tuple[str, str]]) ->
         raise RuntimeError(f"episode {plan.stem}: no sentence fits in {plan.seconds:.1f} s")
     music, noisy = _add_background(plan, rng, out, turns[-1].end)
     _change_levels(rng, out)
-    peak = float(np.abs(out).max())
+    peak = max(float(out.max()), -float(out.min()))
     if peak > 0.95:  # the broadcast limiter: scale the whole episode down rather than clip
         out *= np.float32(0.95 / peak)
     duration = out.size / SR
@@ -353,6 +358,16 @@ def _init_worker(seed: int, pools: dict[str, list[tuple[str, str]]], out: Path) 
     _WORKER.update(seed=seed, pools=pools, out=out)
 
 
+def write_wav_blocks(path: Path, audio: np.ndarray, block: int = 60 * SR) -> None:
+    """Atomically write 16-bit WAV a minute at a time: the same bytes as `audio.write_wav`, without holding a
+    second full-length copy of a 20-minute episode."""
+    import soundfile as sf
+
+    with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", SR, 1, "PCM_16", format="WAV") as wav:
+        for start in range(0, audio.size, block):
+            wav.write(to_pcm16(audio[start:start + block]))
+
+
 def _write_episode(plan: EpisodePlan) -> list[dict]:
     """Render and write one episode unless its marker says it is done; returns its truth rows."""
     out = _WORKER["out"]
@@ -361,7 +376,7 @@ def _write_episode(plan: EpisodePlan) -> list[dict]:
         return list(read_jsonl(marker))
     audio, label, truth = render_episode(plan, _WORKER["seed"], _WORKER["pools"][plan.category])
     wav_path, label_path = episode_paths(out, plan)
-    write_wav(wav_path, audio)
+    write_wav_blocks(wav_path, audio)
     del audio
     write_json_atomic(label_path, label)
     write_jsonl_atomic(marker, truth)
