@@ -99,7 +99,8 @@ def music_loop(rng: np.random.Generator) -> np.ndarray:
             length = beat // 2
             note = scale_note(degree + int(rng.choice((0, 2, 4, 7, 9)))) + 24
             at = start + half * length
-            loop[at:at + length] += 0.35 * _envelope(length, 0.005, 0.12) * _tone(_midi_hz(note), length, pluck_harmonics)
+            pluck = _envelope(length, 0.005, 0.12) * _tone(_midi_hz(note), length, pluck_harmonics)
+            loop[at:at + length] += 0.35 * pluck
     return unit_rms(loop)
 
 

@@ -69,6 +69,9 @@ PROGRAMS = {
 EVENT_PROB = {"미취학 아동 발달 교육": 0.08, "어린이 교육": 0.05, "어린이 드라마": 0.06, "어린이 예능": 0.15}
 
 
+Span = tuple[float, float]  # (start, end) in seconds
+
+
 @dataclass(frozen=True)
 class SizeSpec:
     episodes: int
@@ -156,7 +159,8 @@ def format_time(seconds: float, zero_hour: bool = False) -> str:
     hours, ms = divmod(ms, 3_600_000)
     minutes, ms = divmod(ms, 60_000)
     secs, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}" if zero_hour else f"{hours}:{minutes:02d}:{secs:02d}.{ms:03d}"
+    hour = f"{hours:02d}" if zero_hour else str(hours)
+    return f"{hour}:{minutes:02d}:{secs:02d}.{ms:03d}"
 
 
 def _pick(rng: np.random.Generator, items: tuple | list):
@@ -186,7 +190,7 @@ def _next_speaker(rng: np.random.Generator, previous: Voice | None, hosts: list[
     return _pick(rng, hosts), rng.uniform(0.3, 1.0) + long_pause
 
 
-def _spans(rng: np.random.Generator, start: float, stop: float, share: float, count: int) -> list[tuple[float, float]]:
+def _spans(rng: np.random.Generator, start: float, stop: float, share: float, count: int) -> list[Span]:
     """`count` non-overlapping spans covering `share` of [start, stop), one at a random place in each equal slot."""
     slot = (stop - start) / count
     length = share * slot
@@ -194,7 +198,7 @@ def _spans(rng: np.random.Generator, start: float, stop: float, share: float, co
             for a in (start + i * slot + rng.uniform(0, slot - length) for i in range(count))]
 
 
-def _covered(start: float, end: float, spans: list[tuple[float, float]]) -> float:
+def _covered(start: float, end: float, spans: list[Span]) -> float:
     """Share of [start, end) that lies under the spans."""
     inside = sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
     return inside / max(end - start, 1e-6)
@@ -206,7 +210,8 @@ def _add(out: np.ndarray, at: float, sound: np.ndarray) -> None:
     out[i:i + piece.size] += piece
 
 
-def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[str, str]], out: np.ndarray) -> tuple[list[Turn], list[tuple[float, float]]]:
+def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[str, str]],
+                 out: np.ndarray) -> tuple[list[Turn], list[Span]]:
     """Speak and mix the dialogue into `out`; returns the turns and the applause/laughter spans."""
     hosts, kids = _cast(rng)
     speaker_db = {voice.id: rng.uniform(-2.5, 2.5) for voice in hosts + kids}
@@ -215,7 +220,7 @@ def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[s
     limit = plan.seconds - min(2.0, 0.05 * plan.seconds)
     cursor = plan.first_sentence
     turns: list[Turn] = []
-    events: list[tuple[float, float]] = []
+    events: list[Span] = []
     t, previous, misses = plan.intro, None, 0
     while misses < 5 and t + 1.0 < limit:
         voice, gap = _next_speaker(rng, previous.voice if previous else None, hosts, kids)
@@ -249,7 +254,8 @@ def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[s
     return turns, events
 
 
-def _add_background(plan: EpisodePlan, rng: np.random.Generator, out: np.ndarray, speech_end: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+def _add_background(plan: EpisodePlan, rng: np.random.Generator, out: np.ndarray,
+                    speech_end: float) -> tuple[list[Span], list[Span]]:
     """Theme music at both ends, a music bed and noise under parts, a quiet noise floor throughout.
 
     Returns the spans under music and under loud noise. Noise is a <= 30 s stretch tiled to length; the floor is

@@ -77,7 +77,8 @@ class SpeechSynthesisError(RuntimeError):
 def require_espeak() -> str:
     path = shutil.which("espeak-ng")
     if path is None:
-        raise SpeechSynthesisError("espeak-ng is not installed (Debian: apt-get install espeak-ng); `make setup` installs it")
+        raise SpeechSynthesisError(
+            "espeak-ng is not installed (Debian: apt-get install espeak-ng); `make setup` installs it")
     return path
 
 

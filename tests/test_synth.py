@@ -16,6 +16,7 @@ import soundfile as sf
 
 from kidsasr import broadcast_mix as mix
 from kidsasr import synth
+from kidsasr.audio import wav_bytes
 from kidsasr.cli import main as cli_main
 from kidsasr.corpus import CATEGORIES
 from kidsasr.voices import ADULT_HOSTS, CHILD_VOICES, espeak, speak
@@ -194,6 +195,12 @@ def test_voice_profiles_are_distinct_real_variants():
         assert audio.shape != plain.shape or not np.array_equal(audio, plain), variant
     clips = {v.id: speak(text, v) for v in CHILD_VOICES + ADULT_HOSTS}
     assert len({clip.tobytes() for clip in clips.values()}) == len(clips)
+
+
+def test_blockwise_wav_has_the_bytes_of_write_wav(tmp_path):
+    audio = (np.random.default_rng(0).standard_normal(40_000) * 0.2).astype(np.float32)
+    synth.write_wav_blocks(tmp_path / "a.wav", audio, block=7_000)
+    assert (tmp_path / "a.wav").read_bytes() == wav_bytes(audio)
 
 
 def test_format_time():
