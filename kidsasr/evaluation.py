@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import re
 import subprocess
@@ -495,7 +496,9 @@ def _run(args: argparse.Namespace) -> int:
     run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{_slug(model_name)}-{args.split}"
     out = Path(args.out or REPO_ROOT / "eval" / "results" / run_name)
     baseline_name = args.baseline or (DEFAULT_BASELINE if args.model and not args.baseline_hyps else None)
-    if baseline_name in ("none", args.model):
+    if baseline_name == "none" or (baseline_name == args.model and args.baseline_backend == args.backend):
+        if baseline_name != "none":
+            print(f"note: the model is the baseline ({baseline_name}, backend {args.backend}); scoring it alone")
         baseline_name = None
     if args.baseline_hyps:
         baseline_name = args.baseline or args.baseline_hyps
@@ -504,22 +507,25 @@ def _run(args: argparse.Namespace) -> int:
     utterances = sorted(load_references(args.data, args.split), key=lambda u: u.id)[: args.limit]
     ids = [u.id for u in utterances]
 
-    def system(name: str, hyps_file: str | None, backend: str, tag: str) -> tuple[list[str | None], float | None]:
+    def system(name: str, hyps_file: str | None, backend: str) -> tuple[list[str | None], float | None]:
         if hyps_file:
             return align_hypotheses(utterances, read_hypotheses(hyps_file), hyps_file), None
         from .models import load_recognizer
 
         if Path(args.data).is_file():
             raise EvalInputError(f"{args.data}: transcribing needs a prep folder with audio, not a manifest")
-        print(f"[2/4] transcribing {len(ids)} utterances with {name} ({backend}); cache {out / f'hyps-{tag}.jsonl'}")
+        # one cache per model and backend, so a rerun with another model never reuses these hypotheses
+        key = hashlib.sha1(f"{name}|{backend}|{args.compute_type}".encode()).hexdigest()[:8]
+        cache = out / f"hyps-{_slug(name)}-{backend}-{key}.jsonl"
+        print(f"[2/4] transcribing {len(ids)} utterances with {name} ({backend}); cache {cache}")
         recognizer = load_recognizer(name, backend=backend, device=args.device, compute_type=args.compute_type)
-        t = transcribe_split(args.data, args.split, ids, recognizer, out / f"hyps-{tag}.jsonl", args.batch_size)
-        return align_hypotheses(utterances, t.texts, str(out / f"hyps-{tag}.jsonl")), t.real_time_factor
+        t = transcribe_split(args.data, args.split, ids, recognizer, cache, args.batch_size)
+        return align_hypotheses(utterances, t.texts, str(cache)), t.real_time_factor
 
-    hyps, rtf = system(args.model, args.hyps, args.backend, "model")
+    hyps, rtf = system(args.model, args.hyps, args.backend)
     base_hyps, base_rtf = (None, None)
     if baseline_name:
-        base_hyps, base_rtf = system(baseline_name, args.baseline_hyps, args.baseline_backend, "baseline")
+        base_hyps, base_rtf = system(baseline_name, args.baseline_hyps, args.baseline_backend)
 
     print(f"[3/4] scoring {len(ids)} utterances ({args.bootstrap} bootstrap resamples)")
     try:
@@ -530,7 +536,9 @@ def _run(args: argparse.Namespace) -> int:
     if "baseline" in result:
         result["baseline"]["real_time_factor"] = base_rtf
     m = {"run": run_name, "date": now.isoformat(timespec="seconds"), "commit": git_commit(),
-         "model_name": model_name, "backend": None if args.hyps else args.backend, "baseline_name": baseline_name,
+         "model_name": model_name, "backend": None if args.hyps else args.backend,
+         "baseline_name": baseline_name and (baseline_name if args.baseline_hyps
+                                             else f"{baseline_name} ({args.baseline_backend})"),
          "data": str(args.data), "split": args.split, "reference_field": args.reference_field,
          "limit": args.limit, "bootstrap_resamples": args.bootstrap, "seed": args.seed,
          "normalisation_policy": metrics.NORMALISATION_POLICY, **result,

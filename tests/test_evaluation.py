@@ -71,6 +71,9 @@ def test_hypotheses_file_is_scored_and_reported(tmp_path, manifest, hyps):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     per_utt = [json.loads(line) for line in (out / "utterances.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [u["id"] for u in per_utt] == sorted(i for i, *_ in UTTERANCES)
+    (row,) = [line for line in (tmp_path / "RESULTS.md").read_text(encoding="utf-8").splitlines()
+              if line.startswith("| 20")]
+    assert " | run1 | " in row and "53.33 [" in row
 
 
 def test_baseline_hypotheses_give_a_paired_comparison(tmp_path, manifest, hyps):
@@ -83,17 +86,20 @@ def test_baseline_hypotheses_give_a_paired_comparison(tmp_path, manifest, hyps):
     assert "paired bootstrap" in (out / "report.md").read_text(encoding="utf-8")
 
 
-def test_results_md_gets_one_row_per_run_and_keeps_other_sections(tmp_path, manifest, hyps):
+def test_results_md_gets_one_row_per_run_and_keeps_other_sections(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\n## Subtitles\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n", encoding="utf-8")
     for k in range(2):
-        assert run_eval(tmp_path, "--hyps", hyps, "--data", manifest, "--out", tmp_path / f"r{k}") == 0
+        evaluation.append_results_row(results, f"| 2026-01-01 | r{k} |\n")
     text = results.read_text(encoding="utf-8")
     assert "## Subtitles\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n" in text
     runs = text.split("## Runs")[1]
-    rows = [line for line in runs.splitlines() if line.startswith("| 20")]
-    assert [r.split(" | ")[1] for r in rows] == ["r0", "r1"]
-    assert "53.33 [" in rows[0]
+    assert runs.startswith("\n\n" + evaluation.RESULTS_HEADER + "| 2026-01-01 | r0 |\n| 2026-01-01 | r1 |\n")
+    # a runs table followed by another section: rows go to the end of the runs table, not of the file
+    results.write_text(text + "\n## Data prep\n\n| x |\n| --- |\n", encoding="utf-8")
+    evaluation.append_results_row(results, "| 2026-01-02 | r2 |\n")
+    text = results.read_text(encoding="utf-8")
+    assert "| r1 |\n| 2026-01-02 | r2 |\n\n## Data prep\n\n| x |\n| --- |\n" in text
 
 
 def test_non_utf8_hypotheses_name_file_and_line(tmp_path, manifest, capsys):
@@ -178,11 +184,12 @@ def test_end_to_end_eval_with_whisper_base(tmp_path):
     assert m["utterances"] == 3 and m["model"]["missing_hypotheses"] == 0
     assert m["model"]["real_time_factor"] > 0
     assert m["model"]["cer"]["estimate"] >= 0
-    cached = (out / "hyps-model.jsonl").read_text(encoding="utf-8").splitlines()
+    (cache,) = out.glob("hyps-whisper-base-transformers-*.jsonl")
+    cached = cache.read_text(encoding="utf-8").splitlines()
     assert len(cached) == 3
     # a rerun resumes from the cache instead of transcribing again
     assert run_eval(tmp_path, *args) == 0
-    assert (out / "hyps-model.jsonl").read_text(encoding="utf-8").splitlines() == cached
+    assert cache.read_text(encoding="utf-8").splitlines() == cached
     assert len([line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| 20")]) == 2
 
 
