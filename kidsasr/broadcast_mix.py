@@ -158,6 +158,29 @@ def laughter(rng: np.random.Generator, seconds: float) -> np.ndarray:
     return unit_rms(out)
 
 
+def laugh(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """One speaker's short laugh, for a label's `l/` tag."""
+    return unit_rms(_laugh(rng, int(seconds * SR)))
+
+
+def breath(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """An audible breath, for a label's `b/` tag: band-passed noise swelling and fading."""
+    n = int(seconds * SR)
+    sound = signal.sosfilt(signal.butter(2, (400, 3000), "bandpass", fs=SR, output="sos"), rng.standard_normal(n))
+    return unit_rms(sound * np.sin(np.pi * np.arange(n) / n) ** 2)
+
+
+def knock(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """A studio noise, for a label's `n/` tag: one to three knocks or clatters, each a decaying noise burst."""
+    n = int(seconds * SR)
+    impulses = np.zeros(n)
+    hits = int(rng.integers(1, 4))
+    impulses[rng.integers(0, max(n - SR // 10, 1), hits)] = rng.uniform(0.5, 1.0, hits)
+    hit = rng.standard_normal(int(0.05 * SR)) * np.exp(-np.arange(int(0.05 * SR)) / (0.01 * SR))
+    sound = signal.fftconvolve(impulses, hit)[:n]
+    return unit_rms(signal.sosfilt(signal.butter(2, 2500, "lowpass", fs=SR, output="sos"), sound))
+
+
 def background_noise(rng: np.random.Generator, seconds: float, kind: str) -> np.ndarray:
     """Studio or location noise: "pink" (hiss), "brown" (rumble), "hum" (mains and fan) or "crowd" (murmur)."""
     n = int(seconds * SR)

@@ -23,6 +23,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import resource
 import shutil
 import sys
@@ -65,6 +66,11 @@ PROGRAMS = {
     "어린이 드라마": (("우리 반 비밀 일기", "KBS"), ("골목길 친구들", "EBS"), ("마법 도서관", "KBS")),
     "어린이 예능": (("도전! 어린이 퀴즈왕", "KBS"), ("깔깔 놀이 대장", "EBS"), ("주말 장기 자랑", "KBS")),
 }
+# The sounds that a label's leading or trailing KsponSpeech tag stands for: maker, seconds, level vs speech (dB).
+TAG_SOUNDS = {"b": (mix.breath, (0.3, 0.6), -14.0), "l": (mix.laugh, (0.6, 1.2), -4.0),
+              "n": (mix.knock, (0.3, 0.7), -6.0)}
+LEADING_TAG = re.compile(r"^([bln])/\s")
+TRAILING_TAG = re.compile(r"\s([bln])/$")
 # Per category: chance of an applause or laughter burst after a turn.
 EVENT_PROB = {"미취학 아동 발달 교육": 0.08, "어린이 교육": 0.05, "어린이 드라마": 0.06, "어린이 예능": 0.15}
 
@@ -210,6 +216,25 @@ def _add(out: np.ndarray, at: float, sound: np.ndarray) -> None:
     out[i:i + piece.size] += piece
 
 
+def _add_tag_sounds(rng: np.random.Generator, out: np.ndarray, label: str, start: float, end: float,
+                    limit: float, t: float) -> float:
+    """Mix the breath, laugh or noise that a label's leading/trailing `b/ l/ n/` tag stands for just outside the
+    speech (true times stay the speech's); returns where the next turn may start. Tags inside a label stay
+    silent."""
+    for pattern, before in ((LEADING_TAG, True), (TRAILING_TAG, False)):
+        match = pattern.search(label)
+        if not match:
+            continue
+        make, lengths, level = TAG_SOUNDS[match.group(1)]
+        seconds = rng.uniform(*lengths)
+        at = start - seconds - rng.uniform(0.05, 0.2) if before else end + rng.uniform(0.05, 0.2)
+        if at < 0.0 or at + seconds > limit:
+            continue
+        _add(out, at, make(rng, seconds) * mix.db_to_gain(SPEECH_DBFS + level))
+        t = max(t, at + seconds)
+    return t
+
+
 def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[str, str]],
                  out: np.ndarray) -> tuple[list[Turn], list[Span]]:
     """Speak and mix the dialogue into `out`; returns the turns and the applause/laughter spans."""
@@ -231,6 +256,9 @@ def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[s
         overlap = (previous is not None and voice is not previous.voice and previous.end - previous.start > 1.2
                    and rng.random() < OVERLAP_PROB)
         start = previous.end - rng.uniform(0.2, 0.6) if overlap else t + gap
+        leading = LEADING_TAG.search(label)
+        if leading and not overlap:  # room for the breath, laugh or noise before the speech
+            start += TAG_SOUNDS[leading.group(1)][1][1] + 0.2
         if length < 0.3 or start + length > limit:
             misses += 1
             continue
@@ -238,6 +266,7 @@ def _place_turns(plan: EpisodePlan, rng: np.random.Generator, pool: list[tuple[s
         if room is not None:
             clip = mix.reverberate(clip, room, wet[voice.role])
         _add(out, start, clip)
+        t = _add_tag_sounds(rng, out, label, start, start + length, limit, t)
         turn = Turn(label, voice, round(start, 3), round(start + length, 3), overlap)
         if overlap:
             previous.overlap = True

@@ -214,6 +214,9 @@ def test_format_time():
     lambda rng: mix.music_bed(mix.music_loop(rng), 10.0, rng),
     lambda rng: mix.applause(rng, 2.0),
     lambda rng: mix.laughter(rng, 2.0),
+    lambda rng: mix.laugh(rng, 1.0),
+    lambda rng: mix.breath(rng, 0.5),
+    lambda rng: mix.knock(rng, 0.5),
     *[lambda rng, kind=kind: mix.background_noise(rng, 2.0, kind) for kind in mix.NOISE_KINDS],
 ])
 def test_broadcast_sounds_are_seeded_finite_and_unit_level(make):
