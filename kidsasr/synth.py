@@ -475,6 +475,8 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
     started = out / PROGRESS_DIR / "params.jsonl"  # JSON lines, so corpus readers do not take it for a label
     if started.exists():
         _check_params(next(read_jsonl(started), {}), params, out)
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no kidsasr synth run; choose an empty or new --out")
     write_jsonl_atomic(started, [params])
 
     plans = plan_episodes(size, seed)

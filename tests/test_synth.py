@@ -173,6 +173,12 @@ def test_cli_refuses_a_folder_holding_another_corpus(tiny_corpus, capsys):
     assert "already holds a tiny corpus with seed 0" in capsys.readouterr().err
 
 
+def test_refuses_to_mix_into_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and holds no kidsasr synth run"):
+        synth.generate("tiny", seed=0, out=tmp_path)
+
+
 def test_reader_reads_every_episode_without_issues(tiny_corpus):
     from kidsasr.corpus import ReadReport, read_corpus
 
