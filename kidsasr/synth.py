@@ -56,7 +56,7 @@ ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
 JITTER_SHARE = 0.3  # share of each episode's sentences whose label times are moved
 JITTER_RANGE = (0.1, 0.5)  # seconds, each boundary independently, either direction
-OVERLAP_PROB = 0.04  # a turn starts before the previous one has ended
+OVERLAP_PROB = 0.025  # a turn starts before the previous one has ended
 SPEECH_DBFS = -22.0  # RMS level of a sentence before speaker and turn gains
 
 CATEGORY_CODES = {"미취학 아동 발달 교육": "P", "어린이 교육": "E", "어린이 드라마": "D", "어린이 예능": "V"}
