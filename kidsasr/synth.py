@@ -106,7 +106,7 @@ class EpisodePlan:
     channel: str
     zero_hour: bool  # write times as "00:01:02.350" rather than "0:01:02.350" (both occur in the corpus)
     intro: float  # seconds of theme music before the first turn
-    first_sentence: int  # where this episode starts in its category's sentence pool (no repeats across rounds)
+    first_sentence: int  # where this episode starts in its category's sentence pool (wrapping around)
 
 
 @dataclass
@@ -141,7 +141,9 @@ def plan_episodes(size: str, seed: int) -> list[EpisodePlan]:
             channel=channel,
             zero_hour=index % 3 == 2,
             intro=round(rng.uniform(*spec.intro), 3),
-            first_sentence=round_ * int(spec.max_seconds),  # at most one sentence per second of episode
+            # a turn (speech and gap) nearly always takes over 2 s, so episodes of one category draw disjoint
+            # sentences until the pool is used up
+            first_sentence=round_ * int(spec.max_seconds / 2),
         ))
     return plans
 
@@ -357,6 +359,8 @@ def render_episode(plan: EpisodePlan, seed: int, pool: list[tuple[str, str]]) ->
     for number, turn in enumerate(turns, 1):
         label_start, label_end = (_jittered_times(rng, turn.start, turn.end, duration) if number - 1 in jittered
                                   else (turn.start, turn.end))
+        # A sentence is "music" or "noise" when more than 30% of it lies under a music bed or under loud noise,
+        # applause or laughter (music first); the quiet noise floor everywhere does not count.
         condition = ("music" if _covered(turn.start, turn.end, music) > 0.3
                      else "noise" if _covered(turn.start, turn.end, noisy + events) > 0.3 else "clean")
         sentences.append({"sentence_id": number, "sentence": turn.label,
