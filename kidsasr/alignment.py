@@ -61,14 +61,17 @@ class Aligner(Protocol):
 
 
 def load_aligner(kind: str = "whisper", model: str | None = None, device: str = "cpu", **options) -> Aligner:
-    """`kind`: "whisper" (default model openai/whisper-base) or "ctc" (any wav2vec2 CTC id or path)."""
+    """`kind`: "whisper" (default model openai/whisper-base), "ctc" (any wav2vec2 CTC id or path), or "vad"
+    (no model: label edges snapped to silero-vad speech edges; the cheap baseline the others are measured against)."""
+    if kind == "vad":
+        return VadAligner(**options)
     if kind == "whisper":
         return WhisperAligner(model or "openai/whisper-base", device=device, **options)
     if kind == "ctc":
         if model is None:
             raise ValueError("the ctc aligner needs a wav2vec2 CTC model id or path (model=...)")
         return CTCAligner(model, device=device, **options)
-    raise ValueError(f"unknown aligner kind {kind!r}; expected 'whisper' or 'ctc'")
+    raise ValueError(f"unknown aligner kind {kind!r}; expected 'whisper', 'ctc' or 'vad'")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -215,17 +218,22 @@ class _Span:
 
 
 class WhisperAligner:
-    """Teacher-forced Whisper cross-attention + DTW, with silero-vad edge snapping."""
+    """Teacher-forced Whisper cross-attention + DTW, with silero-vad edge snapping.
+
+    backend "ct2": CTranslate2's native `Whisper.align` (int8 on CPU; a Hugging Face id or folder is converted once
+    and cached by kidsasr.export); "transformers": the same computation in PyTorch (eager attention, any device).
+    """
 
     name = "whisper"
 
-    def __init__(self, model: str = "openai/whisper-base", device: str = "cpu", language: str = "ko",
-                 padding: float = 1.0, batch_size: int = 4, snap_tolerance: float = 0.4, vad: bool = True,
-                 min_confidence: float = 0.5):
-        import torch
-        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    def __init__(self, model: str = "openai/whisper-base", device: str = "cpu", backend: str = "ct2",
+                 compute_type: str = "int8", threads: int = 0, language: str = "ko", padding: float = 1.0,
+                 batch_size: int = 4, snap_tolerance: float = 0.4, vad: bool = True, min_confidence: float = 0.5):
+        from transformers import WhisperProcessor
 
-        self.torch = torch
+        if backend not in ("ct2", "transformers"):
+            raise ValueError(f"unknown whisper backend {backend!r}; expected 'ct2' or 'transformers'")
+        self.backend = backend
         self.device = device
         self.padding = padding
         self.batch_size = batch_size
@@ -233,63 +241,103 @@ class WhisperAligner:
         self.vad = vad
         self.min_confidence = min_confidence
         self.processor = WhisperProcessor.from_pretrained(model)
-        self.model = WhisperForConditionalGeneration.from_pretrained(model, attn_implementation="eager")
-        self.model.eval().to(device)
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.set_prefix_tokens(language=language, task="transcribe", predict_timestamps=False)
         self.prefix = self.tokenizer("", add_special_tokens=True).input_ids[:-1]  # sot, lang, task, notimestamps
         self.eot = self.tokenizer.eos_token_id
-        heads = getattr(self.model.generation_config, "alignment_heads", None)
-        if not heads:  # openai/whisper's default: every head of the upper half of the decoder
-            layers, n_heads = self.model.config.decoder_layers, self.model.config.decoder_attention_heads
-            heads = [[layer, h] for layer in range(layers // 2, layers) for h in range(n_heads)]
-        self.heads = [tuple(h) for h in heads]
+        if backend == "ct2":
+            import ctranslate2
+
+            from .export import cached_ct2, is_ct2_dir
+
+            path = model if is_ct2_dir(model) else cached_ct2(model, compute_type)
+            self.ct2 = ctranslate2.models.Whisper(str(path), device=device, compute_type=compute_type,
+                                                  intra_threads=threads)
+        else:
+            import torch
+            from transformers import WhisperForConditionalGeneration
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.model = WhisperForConditionalGeneration.from_pretrained(model, attn_implementation="eager")
+            self.model.eval().to(device)
+            heads = getattr(self.model.generation_config, "alignment_heads", None)
+            if not heads:  # openai/whisper's default: every head of the upper half of the decoder
+                layers, n_heads = self.model.config.decoder_layers, self.model.config.decoder_attention_heads
+                heads = [[layer, h] for layer in range(layers // 2, layers) for h in range(n_heads)]
+            self.heads = [tuple(h) for h in heads]
         self._silence_states = None
 
-    # -- the model passes
+    # -- the model passes: per clip, the start (s) of every text token and of the end-of-text token, and the
+    #    log-probability of every text token given the clip and given silence
 
-    def _encode(self, clips: list[np.ndarray]):
-        feats = self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        return self.model.model.encoder(feats.to(self.device)).last_hidden_state
+    def _features(self, clips: list[np.ndarray]) -> np.ndarray:
+        return self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features
 
-    def _silence(self):
+    def _passes_ct2(self, clips: list[np.ndarray], tokens: list[list[int]]):
+        import ctranslate2
+
+        states = self.ct2.encode(ctranslate2.StorageView.from_array(self._features(clips)))
         if self._silence_states is None:
-            with self.torch.inference_mode():
-                self._silence_states = self._encode([np.zeros(SAMPLE_RATE, dtype=np.float32)])
-        return self._silence_states
+            silence = self._features([np.zeros(SAMPLE_RATE, np.float32)])
+            self._silence_states = np.array(self.ct2.encode(ctranslate2.StorageView.from_array(silence), to_cpu=True))
+        null_states = ctranslate2.StorageView.from_array(np.repeat(self._silence_states, len(clips), axis=0))
+        n_frames = [max(2, min(len(c) // 160, 3000)) for c in clips]  # mel frames (10 ms)
+        sot = self.prefix[:-1]  # CTranslate2 adds the no-timestamps token itself
+        found = self.ct2.align(states, sot, tokens, n_frames)
+        null = self.ct2.align(null_states, sot, tokens, [3000] * len(clips))
+        out = []
+        for result, null_result, toks in zip(found, null, tokens):
+            path = np.array(result.alignments, dtype=int).reshape(-1, 2)
+            starts = row_start_frames(path[:, 0], path[:, 1], len(toks) + 1) * WHISPER_FRAME_SECONDS
+            logp = np.log(np.maximum(np.array(result.text_token_probs[:len(toks)]), 1e-10))
+            null_logp = np.log(np.maximum(np.array(null_result.text_token_probs[:len(toks)]), 1e-10))
+            out.append((starts, logp, null_logp))
+        return out
 
-    def _token_logprobs(self, states, ids):
-        out = self.model(encoder_outputs=(states,), decoder_input_ids=ids, output_attentions=True)
-        logp = out.logits.float().log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-        return logp, out.cross_attentions
+    def _passes_transformers(self, clips: list[np.ndarray], tokens: list[list[int]]):
+        import torch
+
+        seqs = [self.prefix + toks + [self.eot] for toks in tokens]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [self.eot] * (width - len(s)) for s in seqs], device=self.device)
+
+        def run(states):
+            out = self.model(encoder_outputs=(states,), decoder_input_ids=ids, output_attentions=True)
+            logp = out.logits.float().log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+            return logp.cpu().numpy(), out.cross_attentions
+
+        with torch.inference_mode():
+            encoder = self.model.model.encoder
+            states = encoder(torch.from_numpy(self._features(clips)).to(self.device)).last_hidden_state
+            if self._silence_states is None:
+                silence = torch.from_numpy(self._features([np.zeros(SAMPLE_RATE, np.float32)])).to(self.device)
+                self._silence_states = encoder(silence).last_hidden_state
+            logp, cross = run(states)
+            null_logp, _ = run(self._silence_states.expand(len(clips), -1, -1))
+            weights = torch.stack([cross[layer][:, head] for layer, head in self.heads], dim=1).float().cpu().numpy()
+        first = len(self.prefix) - 1  # the no-timestamps position predicts the first text token
+        out = []
+        for b, (clip, toks) in enumerate(zip(clips, tokens)):
+            n = len(toks)
+            n_frames = max(1, min(len(clip) // 320, weights.shape[-1]))
+            rows, cols = dtw_path(attention_cost(weights[b, :, first:first + n + 1, :n_frames]))
+            starts = row_start_frames(rows, cols, n + 1) * WHISPER_FRAME_SECONDS
+            out.append((starts, logp[b, first:first + n], null_logp[b, first:first + n]))
+        return out
 
     def _align_windows(self, clips: list[np.ndarray], texts: list[list[str]]) -> list[list[_Span]]:
         """Align each clip (<= 30 s) with its list of texts; one _Span per text, times relative to the clip."""
-        torch = self.torch
         token_lists = [[self.tokenizer(" " + t, add_special_tokens=False).input_ids for t in ts] for ts in texts]
-        seqs = [self.prefix + [tok for toks in tl for tok in toks] + [self.eot] for tl in token_lists]
-        width = max(len(s) for s in seqs)
-        ids = torch.tensor([s + [self.eot] * (width - len(s)) for s in seqs], device=self.device)
-        with torch.inference_mode():
-            states = self._encode(clips)
-            logp, cross = self._token_logprobs(states, ids)
-            null_logp, _ = self._token_logprobs(self._silence().expand(len(clips), -1, -1), ids)
-            weights = torch.stack([cross[layer][:, head] for layer, head in self.heads], dim=1).float().cpu().numpy()
-        logp, null_logp = logp.float().cpu().numpy(), null_logp.float().cpu().numpy()
+        flat = [[tok for toks in tl for tok in toks] for tl in token_lists]
+        passes = self._passes_ct2 if self.backend == "ct2" else self._passes_transformers
         results = []
-        first = len(self.prefix) - 1  # the no-timestamps position predicts the first text token
-        for b, (clip, tl) in enumerate(zip(clips, token_lists)):
-            n_text = sum(len(t) for t in tl)
-            n_frames = max(1, min(int(round(len(clip) / SAMPLE_RATE / WHISPER_FRAME_SECONDS)), weights.shape[-1]))
-            matrix = weights[b, :, first:first + n_text + 1, :n_frames]
-            rows, cols = dtw_path(attention_cost(matrix))
-            starts = row_start_frames(rows, cols, n_text + 1) * WHISPER_FRAME_SECONDS
-            durations = np.diff(starts)
-            longest_first = max(0.1, 2.0 * float(np.median(durations))) if n_text else 0.0
+        for tl, (starts, logp, null_logp) in zip(token_lists, passes(clips, flat)):
+            longest_first = max(0.1, 2.0 * float(np.median(np.diff(starts))))
             spans, k = [], 0
             for toks in tl:
                 n = len(toks)
-                ratio = float((logp[b, first + k:first + k + n] - null_logp[b, first + k:first + k + n]).mean()) if n else 0.0
+                ratio = float((logp[k:k + n] - null_logp[k:k + n]).mean()) if n else 0.0
                 # the first token of a text also takes the silence before it: keep at most a typical token of it
                 start = max(float(starts[k]), float(starts[k + 1]) - longest_first) if n > 1 else float(starts[k])
                 spans.append(_Span(start, float(starts[k + n]), ratio, n))
@@ -488,6 +536,34 @@ class CTCAligner:
         return self._segments(audio, texts, 0.0, regions, "ctc-seg-long")
 
 
+class VadAligner:
+    """Label edges snapped to silero-vad speech edges, no model: the baseline that shows what a model adds."""
+
+    name = "vad"
+
+    def __init__(self, snap_tolerance: float = 0.4, min_confidence: float = 0.5):
+        self.snap_tolerance = snap_tolerance
+        self.min_confidence = min_confidence
+
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]:
+        regions = speech_regions(audio)
+        out = []
+        for it in items:
+            if it.label_start is None or it.label_end is None:
+                out.append(Alignment(0.0, 0.0, 0.0, "label", False, "no label times (the vad aligner cannot place text)"))
+                continue
+            start, end, snapped = snap_to_speech(it.label_start, it.label_end, regions, self.snap_tolerance)
+            confidence = speech_coverage(start, end, regions)
+            ok = confidence >= self.min_confidence
+            out.append(Alignment(start, end, confidence, "vad" if snapped else "label", ok,
+                                 "" if ok else "low alignment confidence (little speech in the span)"))
+        return out
+
+    def align_long(self, audio: np.ndarray, texts: Sequence[str]) -> list[Alignment]:
+        return [Alignment(0.0, 0.0, 0.0, "label", False, "no label times (the vad aligner cannot place text)")
+                for _ in texts]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Measurement on a generated corpus with jittered label times (truth.jsonl)
 
@@ -556,6 +632,11 @@ def measure_corpus(corpus: Path, aligner: Aligner, limit: int | None = None, con
         rows.extend(r for _, r in pairs)
         alignments.extend(result)
     report = boundary_errors(rows, alignments)
+    report["jittered_by_condition"] = {
+        condition: boundary_errors([r for r in rows if r.get("condition") == condition],
+                                   [a for r, a in zip(rows, alignments) if r.get("condition") == condition])["jittered"]
+        for condition in sorted({r.get("condition", "?") for r in rows})
+    }
     report.update(episodes=episodes, sentences=len(rows), audio_seconds=audio_seconds, cpu_seconds=cpu_seconds,
                   audio_seconds_per_cpu_second=audio_seconds / cpu_seconds if cpu_seconds else None,
                   methods={m: sum(a.method == m for a in alignments) for m in sorted({a.method for a in alignments})},
@@ -567,8 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kidsasr.alignment",
                                      description="Measure boundary refinement on a generated corpus (truth.jsonl).")
     parser.add_argument("--corpus", type=Path, required=True, help="a `kidsasr synth` output folder")
-    parser.add_argument("--kind", default="whisper", choices=["whisper", "ctc"])
+    parser.add_argument("--kind", default="whisper", choices=["whisper", "ctc", "vad"])
     parser.add_argument("--model", default=None, help="model id or path (default openai/whisper-base for whisper)")
+    parser.add_argument("--backend", default="ct2", choices=["ct2", "transformers"], help="Whisper backend")
     parser.add_argument("--no-vad", action="store_true", help="do not snap to silero-vad speech edges")
     parser.add_argument("--limit", type=int, default=None, help="align at most this many episodes")
     parser.add_argument("--threads", type=int, default=1)
@@ -580,7 +662,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.corpus / "truth.jsonl").is_file():
         print(f"{args.corpus}: no truth.jsonl (not a generated corpus)", file=sys.stderr)
         return 2
-    aligner = load_aligner(args.kind, args.model, vad=not args.no_vad)
+    options = {"backend": args.backend, "threads": args.threads} if args.kind == "whisper" else {}
+    if args.kind != "vad":
+        options["vad"] = not args.no_vad
+    aligner = load_aligner(args.kind, args.model, **options)
     report = measure_corpus(args.corpus, aligner, args.limit)
     print(json.dumps(report, ensure_ascii=False, indent=2))
     if args.json:

@@ -178,6 +178,41 @@ def test_ctc_aligner_end_to_end_with_a_tiny_random_model(tiny_wav2vec2):
     assert all(x.end <= y.start + 1e-6 for x, y in zip(long, long[1:]))
 
 
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    """A random-initialised Whisper (no alignment heads in its generation config) with whisper-base's processor."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
+
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    WhisperProcessor.from_pretrained("openai/whisper-base").save_pretrained(folder)
+    config = WhisperConfig(vocab_size=51865, d_model=16, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, pad_token_id=50257,
+                           bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258)
+    WhisperForConditionalGeneration(config).save_pretrained(folder)
+    return str(folder)
+
+
+def test_whisper_transformers_backend_end_to_end_with_a_tiny_random_model(tiny_whisper):
+    aligner = load_aligner("whisper", tiny_whisper, backend="transformers", vad=False)
+    assert aligner.heads == [(1, 0), (1, 1)]  # the upper half of the decoder when no alignment heads are given
+    audio = _tone_bursts([(0.5, 2.0), (3.0, 4.5), (33.0, 34.0)], 36.0)
+    items = [AlignItem("안녕 하세요", 0.4, 2.2), AlignItem("고마워", 2.9, 4.6), AlignItem("잘 가", 32.8, 34.2)]
+    found = aligner.align(audio, items)
+    assert [a.method for a in found] == ["whisper-dtw"] * 3
+    assert 0.0 <= found[0].start <= found[0].end <= found[1].start <= found[1].end <= 5.6  # one 0-5.6 s window
+    assert 31.79 <= found[2].start <= found[2].end <= 35.21
+    assert all(0.0 <= a.confidence <= 1.0 for a in found)
+    long = aligner.align_long(audio, ["안녕 하세요", "고마워", "잘 가"])
+    assert len(long) == 3 and all(x.start <= y.start for x, y in zip(long, long[1:]))
+    assert all(0.0 <= a.start <= a.end <= 36.0 for a in long)
+
+
+def test_vad_aligner_snaps_label_edges_to_speech(tiny_corpus):
+    report = measure_corpus(tiny_corpus, load_aligner("vad"), limit=4)
+    assert report["sentences"] >= 4
+    assert report["all"]["after"]["mean_abs_error"] <= report["all"]["before"]["mean_abs_error"] + 0.05
+
+
 def test_unknown_aligner_kind_is_refused():
     with pytest.raises(ValueError, match="unknown aligner kind"):
         load_aligner("hmm")
