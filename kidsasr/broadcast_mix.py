@@ -93,7 +93,7 @@ def music_loop(rng: np.random.Generator) -> np.ndarray:
             note = scale_note(degree) - 12 + (7 if b % 2 else 0)
             loop[start + b * beat:start + (b + 1) * beat] += 0.5 * _envelope(beat, 0.01, 0.25) * _tone(
                 _midi_hz(note), beat, (1.0, 0.3))
-        for half in range(8):  # melody on eighth notes, chord tones mostly, some rests
+        for half in range(8):  # melody on eighth notes: chord tones over two octaves, some rests
             if rng.random() < 0.2:
                 continue
             length = beat // 2
