@@ -2,9 +2,10 @@
 
 An episode is decoded once to 16 kHz mono (`kidsasr.audio`: WAV, raw PCM, MP3, MP4/M4A through ffmpeg) and
 analysed once per 32 ms frame: silero-vad speech probability (the batched ONNX "sequence" model, one call per
-~16 s block instead of one per frame), RMS level and spectral flatness. Every sentence is then measured from
-those frame arrays (speech ratio, SNR, clipping, background condition) and cut, DC-removed and
-loudness-normalised on its own, so memory holds one episode at a time.
+~16 s block instead of one per frame), RMS level, and the spectrum of every non-speech frame. Every sentence is
+then measured from those arrays (speech ratio, SNR, clipping, background condition: clean, or music when the
+background spectrum has note-like peaks, else noise) and cut, DC-removed and loudness-normalised on its own, so
+memory holds one episode at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .audio import SAMPLE_RATE
 FRAME = 512  # silero-vad's frame at 16 kHz: 32 ms
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 SILENCE_DB = -100.0
+BAND = slice(6, 129)  # FFT bins of a 512-sample frame from about 190 Hz to 4 kHz: where music's notes show
 MAX_SNR_DB = 60.0
 
 
@@ -33,7 +35,7 @@ class CleaningConfig:
     clip_level: float = 0.999  # |sample| at or above this (full scale 1.0) counts as clipped
     context_seconds: float = 1.0  # audio either side of a sentence used for its background estimate
     clean_snr_db: float = 25.0  # background this far below speech counts as clean
-    music_flatness: float = 0.25  # background flatter than this is noise; more tonal is music
+    music_peakiness_db: float = 0.75  # background spectrum peaks above this (mean dB over 190 Hz-4 kHz): music
 
 
 @dataclass
@@ -43,7 +45,8 @@ class EpisodeSignal:
     audio: np.ndarray  # 16 kHz mono float32, as decoded
     speech_prob: np.ndarray  # silero-vad probability per frame
     frame_power: np.ndarray  # mean square per frame
-    flatness: np.ndarray  # spectral flatness per frame (0 tonal .. 1 white noise)
+    background_frames: np.ndarray  # indices of the frames the VAD calls non-speech, ascending
+    background_spectra: np.ndarray  # their power spectra over BAND, one row each
 
     @property
     def duration(self) -> float:
@@ -67,17 +70,17 @@ def load_vad():
     return load_silero_vad(sequence=True)
 
 
-def frame_measures(audio: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per 512-sample frame (silero-vad's framing, last frame zero-padded): mean square and spectral flatness.
+def frame_measures(audio: np.ndarray, background: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mean square of every 512-sample frame (silero-vad's framing, last frame zero-padded), and the band power
+    spectrum of each frame flagged in `background`.
 
-    Computed `block` frames at a time so a long episode never needs more than one block of temporaries.
-    Flatness is the geometric over the arithmetic mean of the power spectrum: near 0 tonal, near 1 white noise.
+    Computed `block` frames at a time, so a long episode never needs more than one block of temporaries.
     """
     n_frames = -(-audio.size // FRAME)
     offset = np.float32(audio.mean(dtype=np.float64))
     window = np.hanning(FRAME).astype(np.float32)
     power = np.empty(n_frames, dtype=np.float64)
-    flatness = np.empty(n_frames, dtype=np.float32)
+    spectra = []
     for first in range(0, n_frames, block):
         count = min(block, n_frames - first)
         frames = np.zeros(count * FRAME, dtype=np.float32)
@@ -85,17 +88,29 @@ def frame_measures(audio: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np
         frames[: samples.size] = samples - offset
         frames = frames.reshape(count, FRAME)
         power[first: first + count] = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / FRAME
-        spectrum = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2 + 1e-12
-        flatness[first: first + count] = np.exp(np.log(spectrum).mean(axis=1)) / spectrum.mean(axis=1)
-    return power, flatness
+        quiet = frames[background[first: first + count]]
+        spectra.append((np.abs(np.fft.rfft(quiet * window, axis=1)[:, BAND]) ** 2).astype(np.float32))
+    return power, np.concatenate(spectra)
 
 
-def analyse(audio: np.ndarray) -> EpisodeSignal:
+def analyse(audio: np.ndarray, vad_threshold: float = 0.5) -> EpisodeSignal:
     """Run the VAD and the frame measurements over a whole 16 kHz mono episode."""
     audio = np.ascontiguousarray(audio, dtype=np.float32)
-    power, flatness = frame_measures(audio)
-    speech_prob = load_vad().audio_forward(audio)[: power.size]
-    return EpisodeSignal(audio, speech_prob, power, flatness)
+    n_frames = -(-audio.size // FRAME)
+    speech_prob = load_vad().audio_forward(audio)[:n_frames]
+    background = speech_prob < vad_threshold
+    power, spectra = frame_measures(audio, background)
+    return EpisodeSignal(audio, speech_prob, power, np.flatnonzero(background), spectra)
+
+
+def peakiness_db(spectrum: np.ndarray, width: int = 9) -> float:
+    """How far a power spectrum's peaks stand above its local average, in dB averaged over the bins.
+
+    Notes and chords give sharp peaks (several dB); hiss, rumble and murmur give a smooth spectrum (near 0).
+    """
+    level = 10 * np.log10(spectrum + 1e-12)
+    smooth = np.convolve(np.pad(level, width // 2, mode="edge"), np.ones(width) / width, mode="valid")
+    return float(np.maximum(level - smooth, 0.0).mean())
 
 
 def _frame_range(signal: EpisodeSignal, start: float, end: float) -> slice:
@@ -128,7 +143,8 @@ def segment_quality(signal: EpisodeSignal, start: float, end: float, config: Cle
     if snr >= config.clean_snr_db or not background.size:
         condition = "clean"
     else:
-        tonal = float(np.median(signal.flatness[around][~around_speech])) < config.music_flatness
+        rows = slice(*np.searchsorted(signal.background_frames, (around.start, around.stop)))
+        tonal = peakiness_db(signal.background_spectra[rows].mean(axis=0)) >= config.music_peakiness_db
         condition = "music" if tonal else "noise"
     clip = signal.audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
     clipped = float((np.abs(clip) >= config.clip_level).mean()) if clip.size else 0.0
