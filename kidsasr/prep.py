@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,7 +34,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, AudioError
 from .cleaning import CleaningConfig, EpisodeSignal, analyse, flac_bytes, normalise, segment_quality
-from .corpus import Episode, ReadIssue, ReadReport, Sentence
+from .corpus import Episode, ReadReport, Sentence
 from .fileio import atomic_path, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from .filters import (REASONS, FilterConfig, Rejection, check_confidence, check_duration, check_quality,
                       check_rate, check_text, overlapping_neighbours, reader_reason_code)
@@ -237,7 +238,7 @@ def process_episode(task: ShardTask) -> str:
     if problem is None:
         try:
             signal = analyse(episode.audio.load(), config.cleaning.vad_threshold)
-        except (AudioError, OSError, RuntimeError, ValueError) as e:
+        except (AudioError, OSError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as e:
             problem = Rejection("bad_audio", f"cannot load audio: {getattr(e, 'reason', e)}")
     if signal is None:
         for sentence in episode.sentences:
@@ -263,8 +264,12 @@ def process_episode(task: ShardTask) -> str:
     if config.alignment.aligner == "none":
         placed = [(s.start, s.end, None) for s, _ in candidates]
     else:
-        placed = _align(signal, [s for s, _ in candidates], [t.pronunciation for _, t in candidates],
-                        config.alignment)
+        _aligner(config.alignment)  # a model that cannot load stops the run; a failure on one episode does not
+        try:
+            placed = _align(signal, [s for s, _ in candidates], [t.pronunciation for _, t in candidates],
+                            config.alignment)
+        except Exception as e:  # noqa: BLE001 - reported per sentence, and the batch goes on
+            placed = [Rejection("alignment_failed", f"aligner error: {type(e).__name__}: {e}")] * len(candidates)
     spans = [(p[0], p[1]) if isinstance(p, tuple) else (s.start or 0.0, s.end or 0.0)
              for (s, _), p in zip(candidates, placed)]
     overlaps = overlapping_neighbours(spans, config.filters.max_overlap)
