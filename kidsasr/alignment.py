@@ -34,6 +34,8 @@ WINDOW_SECONDS = 30.0
 WHISPER_FRAME_SECONDS = 0.02  # one encoder position
 MAX_TARGET_TOKENS = 440  # Whisper's decoder has 448 positions
 
+Regions = Sequence[tuple[float, float]]
+
 
 @dataclass(frozen=True)
 class AlignItem:
@@ -55,9 +57,12 @@ class Alignment:
 class Aligner(Protocol):
     name: str
 
-    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]: ...
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem], regions: Regions | None = None) -> list[Alignment]:
+        """Refine labelled sentences. `regions`: speech regions (s) the caller already has, found with the EDGE_VAD
+        options (tight edges); computed here when None."""
 
-    def align_long(self, audio: np.ndarray, texts: Sequence[str]) -> list[Alignment]: ...
+    def align_long(self, audio: np.ndarray, texts: Sequence[str], regions: Regions | None = None) -> list[Alignment]:
+        """Place a whole transcript (in order) that has no times."""
 
 
 def load_aligner(kind: str = "whisper", model: str | None = None, device: str = "cpu", **options) -> Aligner:
@@ -113,30 +118,21 @@ def attention_cost(weights: np.ndarray, filter_width: int = 7) -> np.ndarray:
     return -normed.mean(axis=0)
 
 
-def speech_regions(audio: np.ndarray, sr: int = SAMPLE_RATE, min_silence: float = 0.1) -> list[tuple[float, float]]:
-    """Speech regions in seconds from silero-vad (its packaged model; no network)."""
-    import torch
-    from silero_vad import get_speech_timestamps
-
-    if audio.size < sr // 10:
-        return []
-    stamps = get_speech_timestamps(
-        torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), _silero(), sampling_rate=sr,
-        min_silence_duration_ms=int(min_silence * 1000), speech_pad_ms=30, min_speech_duration_ms=150,
-    )
-    return [(s["start"] / sr, s["end"] / sr) for s in stamps]
+EDGE_VAD = {"min_silence_duration_ms": 100, "speech_pad_ms": 30, "min_speech_duration_ms": 150}
 
 
-_SILERO = None
+def speech_edges(audio: np.ndarray) -> list[tuple[float, float]]:
+    """silero-vad speech regions (s) tuned for edges: short pauses split regions, little padding."""
+    from .vad import VadOptions, speech_regions
+
+    return speech_regions(audio, VadOptions(**EDGE_VAD))
 
 
-def _silero():
-    global _SILERO
-    if _SILERO is None:
-        from silero_vad import load_silero_vad
-
-        _SILERO = load_silero_vad()
-    return _SILERO
+def _vad_regions(enabled: bool, audio: np.ndarray, regions: Regions | None) -> list[tuple[float, float]] | None:
+    """The caller's speech regions, or silero-vad's, or None when snapping is off."""
+    if not enabled:
+        return None
+    return list(regions) if regions is not None else speech_edges(audio)
 
 
 def snap_to_speech(
@@ -369,7 +365,7 @@ class WhisperAligner:
 
     # -- the public interface
 
-    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]:
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem], regions: Regions | None = None) -> list[Alignment]:
         duration = len(audio) / SAMPLE_RATE
         results: list[Alignment | None] = [None] * len(items)
         for i, it in enumerate(items):
@@ -381,21 +377,22 @@ class WhisperAligner:
                 results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "label starts after the audio ends")
         todo = [it if results[i] is None else AlignItem("", None, None) for i, it in enumerate(items)]
         windows = pack_windows(todo, duration, self.padding)
-        regions = speech_regions(audio) if self.vad else None
+        regions = _vad_regions(self.vad, audio, regions)
         spans = self._run_windows(audio, [(w.start, w.end, [items[i].text_pron for i in w.items]) for w in windows])
         for w, window_spans in zip(windows, spans):
             for i, span in zip(w.items, window_spans):
                 results[i] = self._finish(span, regions, "whisper-dtw")
         return results  # type: ignore[return-value]
 
-    def align_long(self, audio: np.ndarray, texts: Sequence[str], chars_per_second: float = 9.0) -> list[Alignment]:
+    def align_long(self, audio: np.ndarray, texts: Sequence[str], regions: Regions | None = None,
+                   chars_per_second: float = 9.0) -> list[Alignment]:
         """Align a whole transcript with no times, one 30 s window at a time.
 
         Each window gets as many of the next texts as could be spoken in it (at `chars_per_second`); texts that the
         alignment puts well before the window's end are kept and the next window starts after the last of them.
         """
         duration = len(audio) / SAMPLE_RATE
-        regions = speech_regions(audio) if self.vad else None
+        regions = _vad_regions(self.vad, audio, regions)
         results: list[Alignment] = []
         cursor, i = 0.0, 0
         while i < len(texts):
@@ -515,9 +512,9 @@ class CTCAligner:
             out.append(Alignment(start, end, confidence, label, ok, "" if ok else "low alignment confidence"))
         return out
 
-    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]:
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem], regions: Regions | None = None) -> list[Alignment]:
         duration = len(audio) / SAMPLE_RATE
-        regions = speech_regions(audio) if self.vad else None
+        regions = _vad_regions(self.vad, audio, regions)
         results: list[Alignment | None] = [None] * len(items)
         for i, it in enumerate(items):
             if it.label_start is None or it.label_end is None:
@@ -531,8 +528,8 @@ class CTCAligner:
                 results[i] = a
         return results  # type: ignore[return-value]
 
-    def align_long(self, audio: np.ndarray, texts: Sequence[str]) -> list[Alignment]:
-        regions = speech_regions(audio) if self.vad else None
+    def align_long(self, audio: np.ndarray, texts: Sequence[str], regions: Regions | None = None) -> list[Alignment]:
+        regions = _vad_regions(self.vad, audio, regions)
         return self._segments(audio, texts, 0.0, regions, "ctc-seg-long")
 
 
@@ -545,8 +542,8 @@ class VadAligner:
         self.snap_tolerance = snap_tolerance
         self.min_confidence = min_confidence
 
-    def align(self, audio: np.ndarray, items: Sequence[AlignItem]) -> list[Alignment]:
-        regions = speech_regions(audio)
+    def align(self, audio: np.ndarray, items: Sequence[AlignItem], regions: Regions | None = None) -> list[Alignment]:
+        regions = list(regions) if regions is not None else speech_edges(audio)
         out = []
         for it in items:
             if it.label_start is None or it.label_end is None:
@@ -559,7 +556,7 @@ class VadAligner:
                                  "" if ok else "low alignment confidence (little speech in the span)"))
         return out
 
-    def align_long(self, audio: np.ndarray, texts: Sequence[str]) -> list[Alignment]:
+    def align_long(self, audio: np.ndarray, texts: Sequence[str], regions: Regions | None = None) -> list[Alignment]:
         return [Alignment(0.0, 0.0, 0.0, "label", False, "no label times (the vad aligner cannot place text)")
                 for _ in texts]
 
