@@ -13,10 +13,12 @@ from kidsasr.textbank import (
     _attributive,
     BankSentence,
     decorate,
+    fill,
     hand_written,
     josa,
     read_text_corpus,
     sentence_bank,
+    templates,
     write_text_corpus,
 )
 from kidsasr.textnorm import NATIVE_COUNTERS, SINO_COUNTERS, normalize_for_cer, parse_label
@@ -106,6 +108,28 @@ def test_decoration_keeps_the_spelling_side(label):
         decorated = decorate(label, rng)
         assert decorated != label
         assert parse_label(decorated).spelling == parse_label(label).spelling
+
+
+def test_every_template_fills_into_a_plain_parseable_sentence():
+    per_category = templates()
+    assert set(per_category) == set(CATEGORIES) and min(len(t) for t in per_category.values()) >= 10
+    rng = random.Random(0)
+    for category_templates in per_category.values():
+        for template in category_templates:
+            for _ in range(5):
+                sentence = fill(template, rng)
+                assert "{" not in sentence and "|" not in sentence, (template, sentence)
+                assert parse_label(sentence).spelling == sentence, (template, sentence)
+
+
+def test_fill_keeps_related_slots_consistent_and_attaches_particles():
+    rng = random.Random(5)
+    for _ in range(50):
+        sentence = fill("{food|이/가} 몇 {food_counter}? {food_count|이에요/예요}. {name|아/야}!", rng)
+        food, rest = sentence.split(" 몇 ", 1)
+        counter = rest.split("?")[0]
+        assert rest.split(". ")[0].rstrip("이에요예").endswith(counter)
+        assert food[-1] in "이가" and sentence.endswith(("아!", "야!"))
 
 
 @pytest.mark.parametrize(
