@@ -10,6 +10,7 @@ all deterministic for a seed. `write_text_corpus` writes the corpus's text-corpu
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import re
@@ -23,6 +24,7 @@ from .textnorm import jongseong, nfc, normalize_for_cer, number_readings, parse_
 
 HAND_FILE = "sentences_hand.tsv"
 TEMPLATE_FILE = "templates.tsv"
+VOCABULARY_FILE = "vocabulary.json"
 DECORATED_SHARE = 0.18  # share of labels carrying KsponSpeech marks
 DIGIT_SHARE = 0.5  # share of template numbers written as digits (the rest spelled in Hangul)
 
@@ -62,7 +64,7 @@ def hand_written() -> list[BankSentence]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Josa (particles that depend on the preceding syllable) and numbers
+# Josa: particles whose form depends on the preceding syllable
 
 
 def josa(word: str, pair: str) -> str:
@@ -77,65 +79,18 @@ def josa(word: str, pair: str) -> str:
     return word + (with_final if final else without_final)
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # Template vocabulary
 
-NAMES = (
-    "지우", "서준", "하은", "민준", "도윤", "서연", "예준", "지호", "수아", "하준", "지안", "시우", "유나", "은우",
-    "채원", "윤서", "지민", "건우", "소율", "현우", "다은", "주원", "아린", "태윤", "서아", "로운", "나윤", "이안",
-    "하람", "민서", "준서", "가온", "예린", "시윤", "유진", "승민", "다온", "하린", "동현", "수빈",
-)
-# (object, counter, largest count that sounds natural, kind)
-COUNTABLES = (
-    ("사과", "개", 12, "food"), ("귤", "개", 12, "food"), ("사탕", "개", 20, "food"), ("쿠키", "개", 10, "food"),
-    ("딸기", "개", 20, "food"), ("떡", "개", 12, "food"), ("피자", "조각", 8, "food"), ("케이크", "조각", 6, "food"),
-    ("김밥", "줄", 4, "food"), ("우유", "잔", 3, "food"), ("주스", "잔", 4, "food"), ("만두", "개", 16, "food"),
-    ("풍선", "개", 15, "thing"), ("구슬", "개", 30, "thing"), ("도토리", "개", 25, "thing"), ("색종이", "장", 20, "thing"),
-    ("스티커", "장", 30, "thing"), ("연필", "자루", 10, "thing"), ("크레파스", "자루", 24, "thing"),
-    ("양말", "켤레", 5, "thing"), ("운동화", "켤레", 3, "thing"), ("꽃", "송이", 12, "thing"), ("공", "개", 10, "thing"),
-    ("장난감 자동차", "대", 9, "thing"), ("인형", "개", 6, "thing"), ("카드", "장", 20, "thing"),
-    ("블록", "개", 30, "stack"), ("종이컵", "개", 40, "stack"), ("동화책", "권", 10, "stack"), ("상자", "개", 12, "stack"),
-    ("방석", "개", 8, "stack"), ("나무토막", "개", 20, "stack"),
-    ("강아지", "마리", 6, "animal"), ("고양이", "마리", 5, "animal"), ("병아리", "마리", 12, "animal"),
-    ("물고기", "마리", 10, "animal"), ("토끼", "마리", 8, "animal"), ("나비", "마리", 9, "animal"),
-    ("오리", "마리", 7, "animal"), ("개미", "마리", 30, "animal"), ("나무", "그루", 15, "plant"),
-)
-ANIMALS = (  # (animal, sound, home)
-    ("강아지", "멍멍", "집"), ("고양이", "야옹", "집"), ("오리", "꽥꽥", "연못"), ("돼지", "꿀꿀", "농장"),
-    ("소", "음매", "목장"), ("병아리", "삐악삐악", "농장"), ("양", "매애", "목장"), ("닭", "꼬끼오", "닭장"),
-    ("개구리", "개굴개굴", "연못"), ("참새", "짹짹", "나무 위"), ("부엉이", "부엉부엉", "숲속"),
-    ("낙타", "음머", "사막"), ("사자", "어흥", "초원"), ("호랑이", "어흥", "숲속"), ("염소", "메에", "산"),
-    ("말", "히힝", "목장"), ("비둘기", "구구", "공원"), ("까마귀", "까악까악", "숲속"),
-)
-PLAY_PLACES = ("놀이터", "공원", "운동장", "유치원", "키즈카페", "할머니 댁", "캠핑장", "바닷가", "우리 집 마당")
-PLACES = (
-    "놀이터", "도서관", "유치원", "학교", "공원", "동물원", "수영장", "바닷가", "시장", "박물관", "과학관",
-    "할머니 댁", "운동장", "숲속", "미술관", "캠핑장", "빵집", "키즈카페", "식물원", "수족관",
-)
-HOMETOWNS = ("서울", "부산", "대구", "인천", "광주", "대전", "울산", "제주", "강릉", "전주", "춘천", "수원", "포항",
-             "목포", "여수", "청주", "안동", "세종")
-# (stem for -고/-자/-기, polite present, polite past)
-ACTIONS = (
-    ("그림을 그리", "그림을 그려요", "그림을 그렸어요"), ("책을 읽", "책을 읽어요", "책을 읽었어요"),
-    ("노래를 부르", "노래를 불러요", "노래를 불렀어요"), ("춤을 추", "춤을 춰요", "춤을 췄어요"),
-    ("공놀이를 하", "공놀이를 해요", "공놀이를 했어요"), ("블록을 쌓", "블록을 쌓아요", "블록을 쌓았어요"),
-    ("모래성을 만들", "모래성을 만들어요", "모래성을 만들었어요"), ("숨바꼭질을 하", "숨바꼭질을 해요", "숨바꼭질을 했어요"),
-    ("자전거를 타", "자전거를 타요", "자전거를 탔어요"), ("줄넘기를 하", "줄넘기를 해요", "줄넘기를 했어요"),
-    ("종이접기를 하", "종이접기를 해요", "종이접기를 했어요"), ("꽃에 물을 주", "꽃에 물을 줘요", "꽃에 물을 줬어요"),
-    ("간식을 먹", "간식을 먹어요", "간식을 먹었어요"), ("편지를 쓰", "편지를 써요", "편지를 썼어요"),
-    ("사진을 찍", "사진을 찍어요", "사진을 찍었어요"), ("그네를 타", "그네를 타요", "그네를 탔어요"),
-    ("퍼즐을 맞추", "퍼즐을 맞춰요", "퍼즐을 맞췄어요"), ("피아노를 치", "피아노를 쳐요", "피아노를 쳤어요"),
-    ("별을 보", "별을 봐요", "별을 봤어요"), ("쿠키를 굽", "쿠키를 구워요", "쿠키를 구웠어요"),
-    ("방을 정리하", "방을 정리해요", "방을 정리했어요"), ("달리기를 하", "달리기를 해요", "달리기를 했어요"),
-    ("비눗방울을 불", "비눗방울을 불어요", "비눗방울을 불었어요"), ("딱지를 치", "딱지를 쳐요", "딱지를 쳤어요"),
-)
-FEELINGS = ("기뻐요", "신나요", "속상해요", "무서워요", "설레요", "졸려요", "배고파요", "궁금해요", "뿌듯해요",
-            "심심해요", "떨려요", "행복해요")
-HURT_FEELINGS = ("속상해요", "화가 나요", "서운해요", "슬퍼요", "짜증 나요", "울고 싶어요")
-COLORS = ("빨간", "파란", "노란", "초록색", "보라색", "주황색", "분홍색", "하얀", "까만", "하늘색")
-TEAMS = ("청팀", "백팀", "홍팀", "토끼 팀", "호랑이 팀", "별님 팀", "달님 팀", "무지개 팀")
-WEEKDAYS = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")
+
+def _load_vocabulary() -> dict[str, tuple]:
+    raw = json.loads((resources.files("kidsasr") / "data" / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    return {key: tuple(tuple(v) if isinstance(v, list) else v for v in values)
+            for key, values in raw.items() if not key.startswith("_")}
+
+
+VOCABULARY = _load_vocabulary()  # kidsasr/data/vocabulary.json: names, objects with counters, animals, actions ...
+NAMES, COUNTABLES, ANIMALS, ACTIONS = (VOCABULARY[k] for k in ("names", "countables", "animals", "actions"))
 DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
@@ -247,9 +202,9 @@ SLOTS: dict[str, Callable[[_Slots], None]] = {
                              ("thing", ("thing",)), ("stack", ("stack",)))
        for suffix in ("", "_counter", "_count")},
     "time": _Slots.time, "date": _Slots.date, "score": _Slots.score, "points": _points,
-    "place": _choose("place", PLACES), "play_place": _choose("play_place", PLAY_PLACES), "hometown": _choose("hometown", HOMETOWNS), "team": _choose("team", TEAMS),
-    "color": _choose("color", COLORS), "feeling": _choose("feeling", FEELINGS),
-    "hurt": _choose("hurt", HURT_FEELINGS), "weekday": _choose("weekday", WEEKDAYS),
+    **{slot: _choose(slot, VOCABULARY[key]) for slot, key in (
+        ("place", "places"), ("play_place", "play_places"), ("hometown", "hometowns"), ("team", "teams"),
+        ("color", "colors"), ("feeling", "feelings"), ("hurt", "hurt_feelings"), ("weekday", "weekdays"))},
     "age": _numbered("age", 3, 7, "살"), "kid_age": _numbered("kid_age", 5, 12, "살"),
     "seconds": _numbered("seconds", 3, 60, "초"), "record": _numbered("record", 8, 59, "초"),
     "minutes": _numbered("minutes", 1, 5, "분"), "ordinal": _numbered("ordinal", 1, 12, "번째"),
@@ -320,9 +275,14 @@ def decorate(label: str, rng: random.Random) -> str:
 def sentence_bank(seed: int = 0, size: int = 5000) -> list[BankSentence]:
     """All hand-written sentences plus template sentences: `size` labels, distinct after CER normalisation.
 
-    Deterministic for a seed. Template categories rotate so each category gets a quarter of the templates;
-    about `DECORATED_SHARE` of all labels carry a KsponSpeech mark.
+    Deterministic for a seed. Template draws rotate over the categories, so each gets about a quarter of the
+    template sentences; about `DECORATED_SHARE` of all labels carry a KsponSpeech mark.
     """
+    return list(_bank(seed, size))
+
+
+@functools.lru_cache(maxsize=4)
+def _bank(seed: int, size: int) -> tuple[BankSentence, ...]:  # generators call it once per category
     rng = random.Random(seed)
     seen: set[str] = set()
     plain: list[BankSentence] = []
@@ -347,7 +307,7 @@ def sentence_bank(seed: int = 0, size: int = 5000) -> list[BankSentence]:
         for s in plain[:size]
     ]
     rng.shuffle(bank)
-    return bank
+    return tuple(bank)
 
 
 def write_text_corpus(path: str | os.PathLike, sentences: Iterable[BankSentence]) -> int:

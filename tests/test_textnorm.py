@@ -15,7 +15,6 @@ from kidsasr.textnorm import (
     sino,
     spell_numbers,
     to_kspon_order,
-    to_pronunciation,
 )
 
 # --- KsponSpeech conventions -------------------------------------------------------------------------------------
@@ -30,20 +29,34 @@ def test_reference_example_from_the_corpus_docs():
     )
 
 
-def test_dual_transcription_spelling_side_for_subtitles_pronunciation_side_for_ctc():
-    t = parse_label("사과가 (3개)/(세 개) 있어요.")
-    assert t.spelling == "사과가 3개 있어요."
-    assert t.pronunciation == "사과가 세 개 있어요"
-
-
-def test_dual_transcription_with_particle_attached_after_the_pair():
-    t = parse_label("(3개)/(세 개)를 주세요")
-    assert t.spelling == "3개를 주세요"
-    assert t.pronunciation == "세 개를 주세요"
-
-
-def test_dual_transcription_keeps_the_spoken_reading_not_our_spelling():
-    assert parse_label("(10%)/(십 프로) 할인").pronunciation == "십 프로 할인"
+@pytest.mark.parametrize(
+    "raw, spelling, pronunciation",
+    [
+        # dual transcription: spelling side for subtitles, pronunciation side for CTC and alignment
+        ("사과가 (3개)/(세 개) 있어요.", "사과가 3개 있어요.", "사과가 세 개 있어요"),
+        ("(3개)/(세 개)를 주세요", "3개를 주세요", "세 개를 주세요"),  # particle after the pair
+        ("(10%)/(십 프로) 할인", "10% 할인", "십 프로 할인"),  # the spoken reading, not our spelling
+        ("(TV)/(티비) 보자", "TV 보자", "티비 보자"),
+        # fillers and repetitions: spoken, so on the pronunciation side only
+        ("음/ 어/ 저는 사과가 좋아요", "저는 사과가 좋아요", "음 어 저는 사과가 좋아요"),
+        ("나+ 나는 사+ 사과", "나는 사과", "나 나는 사 사과"),
+        ("3+ 3개 주세요", "3개 주세요", "삼 세 개 주세요"),  # a repeated number, not arithmetic
+        # arithmetic
+        ("1+1은 2예요", "1+1은 2예요", "일 더하기 일은 이예요"),
+        ("3 + 4 = 7", "3 + 4 = 7", "삼 더하기 사는 칠"),
+        # numbers are read in context, also next to a pair ("대" before a number is a score)
+        ("현재 7대 (3)/(삼)으로 앞서요", "현재 7대 3으로 앞서요", "현재 칠 대 삼으로 앞서요"),
+        ("자동차 7대가 있어요", "자동차 7대가 있어요", "자동차 일곱 대가 있어요"),
+        # punctuation kept and tidied on the spelling side; only Hangul and spaces on the pronunciation side
+        ("  네 ,  좋아요 !  ", "네, 좋아요!", "네 좋아요"),
+        ("n/ , 네", "네", "네"),
+        ("와~ 3.5kg이나 돼?! ㅋㅋ “진짜”", "와~ 3.5kg이나 돼?! ㅋㅋ “진짜”", "와 삼 점 오 킬로그램이나 돼 진짜"),
+        ("DNA 검사", "DNA 검사", "디엔에이 검사"),  # bare Latin read letter by letter
+    ],
+)
+def test_parse_label_sides(raw, spelling, pronunciation):
+    t = parse_label(raw)
+    assert (t.spelling, t.pronunciation) == (spelling, pronunciation)
 
 
 def test_broadcast_dialogue_reading_first_pairs_are_put_in_kspon_order():
@@ -51,12 +64,6 @@ def test_broadcast_dialogue_reading_first_pairs_are_put_in_kspon_order():
     assert parse_label("(세 개)/(3개) 있어요") == parse_label("(3개)/(세 개) 있어요")
     # two Hangul sides (a dialect or contraction pair) keep their order
     assert to_kspon_order("(그랬어)/(그랬어어)") == "(그랬어)/(그랬어어)"
-
-
-def test_dual_transcription_of_latin():
-    t = parse_label("(TV)/(티비) 보자")
-    assert t.spelling == "TV 보자"
-    assert t.pronunciation == "티비 보자"
 
 
 @pytest.mark.parametrize("tag", ["b", "l", "n", "o", "u"])
@@ -77,59 +84,13 @@ def test_star_marks_unclear_speech_and_is_removed():
     assert t.tags == ("*",)
 
 
-def test_filler_kept_on_pronunciation_side_dropped_on_spelling_side():
-    t = parse_label("음/ 어/ 저는 사과가 좋아요")
-    assert t.spelling == "저는 사과가 좋아요"
-    assert t.pronunciation == "음 어 저는 사과가 좋아요"
-
-
-def test_repetition_kept_on_pronunciation_side_dropped_on_spelling_side():
-    t = parse_label("나+ 나는 사+ 사과")
-    assert t.spelling == "나는 사과"
-    assert t.pronunciation == "나 나는 사 사과"
-
-
-def test_plus_between_digits_is_arithmetic_not_a_repetition():
-    t = parse_label("1+1은 2예요")
-    assert t.spelling == "1+1은 2예요"
-    assert t.pronunciation == "일 더하기 일은 이예요"
-
-
-def test_arithmetic_reads_plus_and_equals():
-    assert parse_label("3 + 4 = 7").pronunciation == "삼 더하기 사는 칠"
+def test_spell_numbers_reads_plus_and_equals():
     assert spell_numbers("2+3=5") == "이 더하기 삼은 오"
-
-
-def test_a_repeated_number_is_a_repetition_not_arithmetic():
-    t = parse_label("3+ 3개 주세요")
-    assert t.spelling == "3개 주세요"
-    assert t.pronunciation == "삼 세 개 주세요"
-
-
-def test_numbers_are_read_in_context_even_next_to_a_pair():
-    # "대" before a number is a score (Sino), also when that number sits in a dual transcription
-    assert parse_label("현재 7대 (3)/(삼)으로 앞서요").pronunciation == "현재 칠 대 삼으로 앞서요"
-    assert parse_label("현재 7대 3으로 앞서요").pronunciation == "현재 칠 대 삼으로 앞서요"
-    assert parse_label("자동차 7대가 있어요").pronunciation == "자동차 일곱 대가 있어요"
 
 
 def test_number_readings_give_the_span_a_dual_transcription_covers():
     assert number_readings("현재 3대 2로, 사과 3개") == [(3, 5, "삼 대"), (6, 7, "이"), (13, 15, "세 개")]
     assert number_readings("전화 010-123-4567") == [(3, 15, "공일공 일이삼 사오육칠")]
-
-
-def test_spelling_side_keeps_punctuation_and_tidies_spaces():
-    assert parse_label("  네 ,  좋아요 !  ").spelling == "네, 좋아요!"
-    assert parse_label("n/ , 네").spelling == "네"
-
-
-def test_pronunciation_side_is_hangul_and_single_spaces_only():
-    t = parse_label("와~ 3.5kg이나 돼?! ㅋㅋ “진짜”")
-    assert t.pronunciation == "와 삼 점 오 킬로그램이나 돼 진짜"
-
-
-def test_bare_latin_is_read_letter_by_letter_on_the_pronunciation_side():
-    assert to_pronunciation("DNA 검사") == "디엔에이 검사"
 
 
 def test_nfc_and_full_width_folding():
