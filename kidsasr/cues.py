@@ -619,8 +619,8 @@ def cues_json_path(subtitle_path: str | os.PathLike) -> Path:
 
 
 def write_cues_json(cues: Sequence[Cue], path: str | os.PathLike, style: Style,
-                    speech_regions: Sequence[tuple[float, float]] | None = None, **extra: Any) -> None:
-    """The review side file: each cue with its confidence, weakest word, words and rule violations."""
+                    speech_regions: Sequence[tuple[float, float]] | None = None, **extra: Any) -> list[list[str]]:
+    """The review side file: each cue with its confidence, weakest word, words and rule violations (returned)."""
     problems = check_cues(cues, style, speech_regions)
     rows = []
     for number, (cue, issues) in enumerate(zip(cues, problems), 1):
@@ -631,5 +631,8 @@ def write_cues_json(cues: Sequence[Cue], path: str | os.PathLike, style: Style,
             "words": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(w).items()}
                       for w in cue.words],
         })
+    regions = None if speech_regions is None else [[round(s, 3), round(e, 3)] for s, e in speech_regions]
     write_json_atomic(path, {**extra, "style": asdict(style), "weak_threshold": WEAK_CONFIDENCE,
-                             "cues_with_violations": sum(bool(p) for p in problems), "cues": rows})
+                             "cues_with_violations": sum(bool(p) for p in problems), "speech_regions": regions,
+                             "cues": rows})
+    return problems
