@@ -22,12 +22,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from . import metrics
 from .fileio import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from .manifest import Utterance, decode_audio, load_split
+
+if TYPE_CHECKING:
+    from .models import Recognizer
 
 DEFAULT_BASELINE = "openai/whisper-base"
 BREAKDOWN_FIELDS = (  # (report name, how to read it from an utterance)
@@ -147,19 +151,21 @@ class Transcription:
         return self.compute_seconds / self.audio_seconds if self.audio_seconds else float("nan")
 
 
-def transcribe_split(data: str | Path, split: str, ids: list[str], recognizer, cache: Path,
-                     batch_size: int = 8) -> Transcription:
+def transcribe_split(data: str | Path, split: str, ids: list[str], load_recognizer: Callable[[], Recognizer],
+                     cache: Path, batch_size: int = 8) -> Transcription:
     """Transcribe the utterances `ids` of a prepared split in batches; each batch is appended to `cache`
-    (JSON lines) as it finishes, so an interrupted run resumes where it stopped."""
+    (JSON lines) as it finishes, so an interrupted run resumes where it stopped. The model is only loaded
+    when something is left to transcribe."""
     from tqdm import tqdm
 
     done = _read_cache(cache)
     wanted = set(ids)
     ds = load_split(data, split)
     todo = [i for i, uid in enumerate(ds["id"]) if uid in wanted and uid not in done]
+    recognizer = load_recognizer() if todo else None
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache, "a", encoding="utf-8") as f, tqdm(total=len(wanted), initial=len(wanted) - len(todo),
-                                                       desc=f"transcribing with {recognizer.name}", unit="utt") as bar:
+                                                       desc="transcribing", unit="utt") as bar:
         for start in range(0, len(todo), batch_size):
             rows = ds.select(todo[start:start + batch_size])
             clips = [decode_audio(cell) for cell in rows["audio"]]
@@ -518,8 +524,8 @@ def _run(args: argparse.Namespace) -> int:
         key = hashlib.sha1(f"{name}|{backend}|{args.compute_type}".encode()).hexdigest()[:8]
         cache = out / f"hyps-{_slug(name)}-{backend}-{key}.jsonl"
         print(f"[2/4] transcribing {len(ids)} utterances with {name} ({backend}); cache {cache}")
-        recognizer = load_recognizer(name, backend=backend, device=args.device, compute_type=args.compute_type)
-        t = transcribe_split(args.data, args.split, ids, recognizer, cache, args.batch_size)
+        t = transcribe_split(args.data, args.split, ids, lambda: load_recognizer(
+            name, backend=backend, device=args.device, compute_type=args.compute_type), cache, args.batch_size)
         return align_hypotheses(utterances, t.texts, str(cache)), t.real_time_factor
 
     hyps, rtf = system(args.model, args.hyps, args.backend)

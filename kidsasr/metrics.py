@@ -26,8 +26,8 @@ NORMALISATION_POLICY = (
     "edits / total reference units.\n\nnormalize_for_cer: " + inspect.cleandoc(normalize_for_cer.__doc__ or "")
 )
 HALLUCINATION_LENGTH_RATIO = 1.5
-# A phrase of 2-50 characters said three or more times in a row: Whisper's repetition loop.
-REPEATED_PHRASE = re.compile(r"(.{2,50}?)\1{2,}")
+# Whisper's repetition loop: a phrase of 2-50 characters three or more times in a row, or one character five.
+REPEATED_PHRASE = re.compile(r"(.{2,50}?)\1{2,}|(.)\2{4,}")
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, None))
 UNKNOWN = "unknown"
 
@@ -114,7 +114,8 @@ def edit_counts(references: Sequence[str], hypotheses: Sequence[str], unit: str 
 
 
 def repeats_phrase(hypothesis: str, reference: str = "") -> bool:
-    """True when the hypothesis says a phrase three times in a row and the reference does not."""
+    """True when the hypothesis loops (a phrase three times in a row, a character five) and the reference does
+    not contain that run."""
     match = REPEATED_PHRASE.search(hypothesis)
     return match is not None and match.group(0) not in reference
 

@@ -70,6 +70,8 @@ def test_length_mismatch_is_an_error():
 def test_hallucination_length_and_repetition():
     assert metrics.is_hallucination("고마워", "고마워고마워고마워")  # 9 > 1.5 x 3, and a loop
     assert metrics.is_hallucination("오늘은친구와공원에가서놀았어요", "구독과좋아요구독과좋아요구독과좋아요")
+    assert metrics.repeats_phrase("너는이이이이이", "너는이가")  # one syllable five times
+    assert not metrics.repeats_phrase("하하하하", "")
     assert not metrics.is_hallucination("안녕하세요", "안녕하세여")
     assert not metrics.is_hallucination("고마워", "고마워요")  # 4 <= 4.5
     # a repetition the child really said is not a hallucination
