@@ -142,6 +142,30 @@ def parse_label(raw: str) -> Transcript:
     return Transcript(_tidy_spelling(spelling), to_pronunciation(pronunciation), tuple(tags))
 
 
+def label_problems(raw: str) -> list[str]:
+    """What is malformed in a label's KsponSpeech marks, as readable reasons; [] for a well-formed label.
+
+    A stray parenthesis, `/` or `+` means the marks were mistyped, so the spelling side would show them and the
+    pronunciation side would lose words: prep should reject such a label rather than guess.
+    """
+    text = to_kspon_order(raw)
+    problems = []
+    for m in _PAIR.finditer(text):
+        if not m.group(1).strip() or not m.group(2).strip():
+            problems.append(f"dual transcription {m.group(0)!r} has an empty side")
+        elif not _is_reading(m.group(2)):
+            problems.append(f"dual transcription {m.group(0)!r}: the pronunciation side is not Hangul")
+    rest = _PAIR.sub(" ", text)
+    for mark in (_TAG, _FILLER, _REPETITION, _PLUS):
+        rest = mark.sub(" ", rest)
+    for char, reason in (("(", "an unmatched '('"), (")", "an unmatched ')'"),
+                         ("/", "a '/' that is not part of a KsponSpeech mark"),
+                         ("+", "a '+' that is neither a repetition mark nor arithmetic")):
+        if char in rest:
+            problems.append(reason)
+    return problems
+
+
 def is_tag_only(raw: str) -> bool:
     """True for a non-blank label with no lexical content: only tags, `*`, fillers and punctuation.
 

@@ -8,6 +8,7 @@ from kidsasr.textnorm import (
     Transcript,
     is_tag_only,
     jongseong,
+    label_problems,
     native,
     normalize_for_cer,
     number_readings,
@@ -99,6 +100,23 @@ def test_nfc_and_full_width_folding():
     assert t.spelling == "사과 3개"
     assert unicodedata.is_normalized("NFC", t.pronunciation)
     assert t.pronunciation == "사과 세 개"
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [("(3개)/(세 개", "unmatched '('"), ("3개)/(세 개)", "unmatched ')'"), ("(3개)/()", "empty side"),
+     ("(3개)/(3개)", "pronunciation side is not Hangul"), ("x/ 안녕", "'/' that is not part"),
+     ("1/2 컵", "'/' that is not part"), ("+사과", "'+' that is neither")],
+)
+def test_label_problems_name_each_malformed_mark(raw, problem):
+    assert any(problem in reason for reason in label_problems(raw)), label_problems(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["b/ 아/ 모+ 몬 소리야 (70%)/(칠 십 퍼센트) 확률이라니 n/", "(세 개)/(3개)", "1+1은 2", "그* 사람", "o/ 네", ""],
+)
+def test_well_formed_labels_have_no_problems(raw):
+    assert label_problems(raw) == []
 
 
 @pytest.mark.parametrize(
