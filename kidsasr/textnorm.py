@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Callable
 
-TAGS = ("b", "l", "n", "o", "u", "*")
+TAGS = ("b", "l", "n", "o", "u", "*")  # breath, laughter, noise, overlap, unintelligible; unclear speech
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def nfc(text: str) -> str:
 
 _HANGUL = "가-힣"
 _PAIR = re.compile(r"\(([^()]*)\)\s*/\s*\(([^()]*)\)")
-_TAG = re.compile(r"(?<![^\s(])([blnou])/(?![(])")
+_TAG = re.compile(rf"(?<![^\s(])([{''.join(TAGS[:-1])}])/(?![(])")
 _FILLER = re.compile(rf"(?<![^\s(])([{_HANGUL}]+)/(?![(])")
 _REPETITION = re.compile(r"(?<!\S)(\S+?)\+(?=\s|$|[.,?!])")
 _SPACES = re.compile(r"\s+")
@@ -80,18 +81,16 @@ def to_kspon_order(raw: str) -> str:
     return _PAIR.sub(fix, nfc(raw))
 
 
-def _strip_marks(text: str, tags: list[str], keep_disfluency: bool) -> str:
-    """Remove tags and `*` (recording them in `tags`); keep or drop fillers `w/` and repetitions `w+`."""
-    def tag(m: re.Match) -> str:
-        if m.group(1) not in tags:
-            tags.append(m.group(1))
-        return " "
+def _tags(text: str) -> tuple[str, ...]:
+    """The tags and `*` marks of a label, each once, in order of first appearance."""
+    found = sorted([(m.start(), m.group(1)) for m in _TAG.finditer(text)]
+                   + [(i, "*") for i, char in enumerate(text) if char == "*"])
+    return tuple(dict.fromkeys(tag for _, tag in found))
 
-    text = _TAG.sub(tag, text)
-    if "*" in text:
-        if "*" not in tags:
-            tags.append("*")
-        text = text.replace("*", "")
+
+def _strip_marks(text: str, keep_disfluency: bool) -> str:
+    """Remove tags and `*`; keep (pronunciation side) or drop (spelling side) fillers `w/` and repetitions `w+`."""
+    text = _TAG.sub(" ", text).replace("*", "")
     if keep_disfluency:
         text = _FILLER.sub(r"\1", text)
         text = _REPETITION.sub(r"\1", text)
@@ -113,33 +112,26 @@ def parse_label(raw: str) -> Transcript:
     Transcript(spelling='몬 소리야 70% 확률이라니', pronunciation='아 모 몬 소리야 칠 십 퍼센트 확률이라니', tags=('b', 'n'))
     """
     text = to_kspon_order(raw)
-    pairs = list(_PAIR.finditer(text))
-    # Numbers outside pairs are read here, against the whole label, so a counter's context survives the
-    # pairs around it ("7대 (3)/(삼)으로" is a score).
-    found = number_readings(text) + [(m.start(), m.end(), " 더하기 ") for m in _PLUS.finditer(text)]
-    readings = [r for r in found if not any(p.start() <= r[0] < p.end() for p in pairs)]
-    pair_at = {p.start(): p for p in pairs}
-    reading_at = {r[0]: r for r in readings}
-    spelled, read, pos, plain_from = [], [], 0, 0
-    while pos < len(text):
-        if pos in pair_at:
-            m = pair_at[pos]
-            spelled.append(text[plain_from:pos] + m.group(1))
-            read.append(text[plain_from:pos] + m.group(2))
-            pos = plain_from = m.end()
-        elif pos in reading_at:
-            _, end, reading = reading_at[pos]
-            spelled.append(text[plain_from:end])
-            read.append(text[plain_from:pos] + reading)
-            pos = plain_from = end
-        else:
-            pos += 1
-    spelled.append(text[plain_from:])
-    read.append(text[plain_from:])
-    tags: list[str] = []
-    spelling = _strip_marks("".join(spelled), tags, keep_disfluency=False)
-    pronunciation = _strip_marks("".join(read), [], keep_disfluency=True)
-    return Transcript(_tidy_spelling(spelling), to_pronunciation(pronunciation), tuple(tags))
+    spelling = _strip_marks(_PAIR.sub(lambda m: m.group(1), text), keep_disfluency=False)
+    pronunciation = _strip_marks(_read_out(text, lambda m: m.group(2)), keep_disfluency=True)
+    return Transcript(_tidy_spelling(spelling), to_pronunciation(pronunciation), _tags(text))
+
+
+def _read_out(text: str, pair_side: Callable[[re.Match], str]) -> str:
+    """Each dual pair replaced by `pair_side(pair)`, each number outside the pairs by its reading.
+
+    Numbers are read against the whole label, before any pair is replaced, so a counter's context survives the
+    pairs around it ("7대 (3)/(삼)으로" is a score: 칠 대).
+    """
+    pairs = [(m.start(), m.end(), pair_side(m)) for m in _PAIR.finditer(text)]
+    numbers = number_readings(text) + [(m.start(), m.end(), " 더하기 ") for m in _PLUS.finditer(text)]
+    edits = sorted(pairs + [n for n in numbers if not any(n[0] < p[1] and n[1] > p[0] for p in pairs)])
+    out, pos = [], 0
+    for start, end, replacement in edits:
+        out.append(text[pos:start] + replacement)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def label_problems(raw: str) -> list[str]:
@@ -380,14 +372,8 @@ def normalize_for_cer(text: str, keep_spaces: bool = False) -> str:
     4. Numbers spelled with `spell_numbers`, so "3개" and "세 개" match.
     5. Latin lowercased; punctuation and symbols removed; spaces removed unless `keep_spaces` (then collapsed).
     """
-    text = to_kspon_order(text)
-    tags: list[str] = []
-
-    def scored_side(m: re.Match) -> str:
-        return f" {m.group(1) if _is_reading(m.group(1)) else m.group(2)} "
-
-    text = _strip_marks(_PAIR.sub(scored_side, text), tags, keep_disfluency=False)
-    text = spell_numbers(text).lower()
+    text = _read_out(to_kspon_order(text), lambda m: m.group(1) if _is_reading(m.group(1)) else m.group(2))
+    text = spell_numbers(_strip_marks(text, keep_disfluency=False)).lower()
     words = _NOT_SCORED.sub(" ", text).split()
     words = [w for w in words if w not in FILLER_WORDS]
     return " ".join(words) if keep_spaces else "".join(words)

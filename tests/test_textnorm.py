@@ -77,6 +77,7 @@ def test_each_noise_tag_is_removed_and_reported(tag):
 
 def test_tags_reported_once_in_order_of_appearance():
     assert parse_label("n/ 네 l/ 좋아요 n/ b/").tags == ("n", "l", "b")
+    assert parse_label("그* 사람 n/ 저* 사람").tags == ("*", "n")
 
 
 def test_star_marks_unclear_speech_and_is_removed():
@@ -233,6 +234,11 @@ def test_cer_scores_number_pairs_on_the_reading_and_hangul_pairs_on_the_spelling
     assert normalize_for_cer("(10%)/(십 프로) 할인") == "십프로할인"
     assert normalize_for_cer("10프로 할인") == "십프로할인"
     assert normalize_for_cer("(그랬어)/(그랬어어)") == "그랬어"
+
+
+def test_cer_reads_numbers_in_context_and_keeps_pairs_inside_words():
+    assert normalize_for_cer("현재 7대 (3)/(삼)으로", keep_spaces=True) == "현재 칠 대 삼으로"
+    assert normalize_for_cer("(3개)/(세 개)를 주세요", keep_spaces=True) == "세 개를 주세요"
 
 
 def test_cer_is_idempotent_and_nfc():
