@@ -91,14 +91,19 @@ def _duplicates(ids) -> list[str]:
     return dup
 
 
-def _read_jsonl_strict(path: Path) -> list[dict]:
-    """JSON lines with errors that name the file and line, including bytes that are not UTF-8."""
+def read_utf8(path: Path) -> str:
+    """The file's text; bytes that are not UTF-8 are an error naming the file, line and offset."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line_no = raw[: e.start].count(b"\n") + 1
         raise EvalInputError(f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from e
+
+
+def _read_jsonl_strict(path: Path) -> list[dict]:
+    """JSON lines with errors that name the file and line."""
+    text = read_utf8(path)
     rows = []
     for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():

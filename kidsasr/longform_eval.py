@@ -26,12 +26,13 @@ from typing import Sequence
 
 from . import metrics
 from .cues import Cue, Style, check_cue, load_style
+from .evaluation import EvalInputError, read_utf8
 from .textnorm import normalize_for_cer
 
 SUBTITLE_SUFFIXES = {".vtt", ".srt"}
 
 
-class LongformInputError(ValueError):
+class LongformInputError(EvalInputError):
     """A subtitle or reference file that cannot be scored, naming the file and the reason."""
 
 
@@ -59,12 +60,7 @@ def read_subtitles(path: str | Path) -> list[Segment]:
         raise LongformInputError(f"{path}: file not found")
     if path.suffix.lower() not in SUBTITLE_SUFFIXES:
         raise LongformInputError(f"{path}: not a subtitle file (expected .vtt or .srt)")
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_no = raw[: e.start].count(b"\n") + 1
-        raise LongformInputError(f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from e
+    read_utf8(path)
     try:
         if path.suffix.lower() == ".srt":
             captions = webvtt.from_srt(str(path), encoding="utf-8")
@@ -160,7 +156,7 @@ def style_scores(cues: Sequence[Segment], style: Style, speech: list[tuple[float
         rules.update({re.sub(r"\d+(\.\d+)?", "#", p) for p in problems})
         previous = cue
     return {"style": style.name, "cues": len(cues), "cues_with_violations": failing,
-            "compliance": 1 - failing / len(cues) if cues else 1.0,
+            "compliance": 1 - failing / len(cues) if cues else None,  # no cues: nothing to judge
             "violations_by_rule": dict(rules.most_common())}
 
 
@@ -229,15 +225,17 @@ def evaluate_subtitles(subtitles: str | Path, reference: str | Path, style: str 
 
 def render_markdown(r: dict) -> str:
     t, s = r["timing"], r["style_compliance"]
+    compliance = "n/a" if s["compliance"] is None else f"{100 * s['compliance']:.1f}"
     lines = [f"# Subtitle evaluation: {Path(r['subtitles']).name}", "",
              f"- subtitles `{r['subtitles']}` ({r['cues']} cues), reference `{r['reference']}` "
              f"({r['reference_segments']} segments)", "",
-             "| CER % | CER spaced % | WER % | SubER char % | SubER eojeol % | off-speech on screen % | "
-             "cues spanning pauses | style compliance % |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |",
+             "| CER % | CER spaced % | WER % | SubER char % | SubER eojeol % | speech covered % | "
+             "off-speech on screen % | cues spanning pauses | style compliance % |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
              f"| {100 * r['cer']['rate']:.2f} | {100 * r['cer_spaced']['rate']:.2f} | {100 * r['wer']['rate']:.2f} | "
-             f"{r['suber_char']:.2f} | {r['suber_eojeol']:.2f} | {100 * t['off_speech_share']:.1f} | "
-             f"{t['cues_spanning_pauses']} | {100 * s['compliance']:.1f} ({s['style']}) |", "",
+             f"{r['suber_char']:.2f} | {r['suber_eojeol']:.2f} | {100 * t['speech_covered_share']:.1f} | "
+             f"{100 * t['off_speech_share']:.1f} | {t['cues_spanning_pauses']} | "
+             f"{compliance} ({s['style']}) |", "",
              "## Style violations by rule", "", "| rule | cues |", "| --- | --- |"]
     lines += [f"| {rule} | {n} |" for rule, n in s["violations_by_rule"].items()]
     lines += ["", "## Normalisation policy", "", r["normalisation_policy"], ""]
@@ -255,7 +253,7 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     try:
         result = evaluate_subtitles(args.subtitles, args.reference, args.style)
-    except (LongformInputError, FileNotFoundError) as e:
+    except (EvalInputError, FileNotFoundError) as e:
         print(f"kidsasr eval: error: {e}", file=sys.stderr)
         return 2
     report = render_markdown(result)

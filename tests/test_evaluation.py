@@ -241,6 +241,10 @@ def test_identical_subtitles_score_zero_and_srt_reads_the_same(tmp_path, episode
     srt.write_text("1\n00:00:01,000 --> 00:00:03,000\n안녕하세여\n\n2\n00:00:03,500 --> 00:00:12,000\n"
                    "사과 주세요\n고마워\n", encoding="utf-8")
     assert read_subtitles(srt) == read_subtitles(vtt)
+    blank = tmp_path / "blank.vtt"
+    blank.write_text("WEBVTT\n", encoding="utf-8")
+    r = evaluate_subtitles(blank, vtt)
+    assert r["cues"] == 0 and r["cer"]["rate"] == 1.0 and r["style_compliance"]["compliance"] is None
 
 
 def test_subtitle_cli_writes_metrics_and_rejects_bad_files(tmp_path, episode, capsys):
