@@ -248,11 +248,11 @@ _FIRST_WORD = re.compile(r"^([가-힣])[가-힣]*")
 def decorate(label: str, rng: random.Random) -> str:
     """Add one KsponSpeech mark to a plain label; its spelling side stays what it was.
 
-    A number becomes a dual transcription `(3개)/(세 개)` where there is one in digits; otherwise a filler
+    A number written in digits usually becomes a dual transcription `(3개)/(세 개)`; otherwise a filler
     `음/`, a repetition of the first syllable `사+ 사과`, or a noise tag (`n/`, `b/` before, `l/` after).
     """
     readings = number_readings(label)
-    if readings and rng.random() < 0.5:
+    if readings and rng.random() < 0.8:
         start, end, reading = readings[rng.randrange(len(readings))]
         return f"{label[:start]}({label[start:end]})/({reading}){label[end:]}"
     kind = rng.choice(("filler", "repetition", "noise", "breath", "laughter"))

@@ -44,7 +44,7 @@ def nfc(text: str) -> str:
 
 _HANGUL = "가-힣"
 _PAIR = re.compile(r"\(([^()]*)\)\s*/\s*\(([^()]*)\)")
-_TAG = re.compile(rf"(?<![^\s(])([{''.join(TAGS[:-1])}])/(?![(])")
+_TAG = re.compile(rf"(?<![^\s(/])([{''.join(TAGS[:-1])}])/(?![(])")  # also run together: "b/n/"
 _FILLER = re.compile(rf"(?<![^\s(])([{_HANGUL}]+)/(?![(])")
 _REPETITION = re.compile(r"(?<!\S)(\S+?)\+(?=\s|$|[.,?!])")
 _SPACES = re.compile(r"\s+")

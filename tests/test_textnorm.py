@@ -78,6 +78,7 @@ def test_each_noise_tag_is_removed_and_reported(tag):
 def test_tags_reported_once_in_order_of_appearance():
     assert parse_label("n/ 네 l/ 좋아요 n/ b/").tags == ("n", "l", "b")
     assert parse_label("그* 사람 n/ 저* 사람").tags == ("*", "n")
+    assert parse_label("b/n/ 네") == Transcript("네", "네", ("b", "n"))
 
 
 def test_star_marks_unclear_speech_and_is_removed():
