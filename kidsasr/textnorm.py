@@ -244,6 +244,7 @@ def _counter_pattern() -> re.Pattern:
     unit_alt = "|".join(re.escape(u) + (r"(?![A-Za-z])" if u[-1].isalpha() else "") for u in units)
     return re.compile(
         r"(?P<phone>(?<!\d)\d{2,4}-\d{3,4}-\d{4}(?!\d))|"
+        r"(?P<clock>(?<![\d:])(?:[01]?\d|2[0-4]):[0-5]\d(?::[0-5]\d)?(?![\d:]))|"
         r"(?<![\d.])(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?"
         rf"(?:(?P<space>\s?)(?:(?P<unit>{unit_alt})|(?P<counter>{'|'.join(words)})))?"
     )
@@ -262,6 +263,10 @@ _PARTICLE_AFTER_COUNTER = re.compile(
 def _read_number(m: re.Match, text: str) -> str:
     if m.group("phone"):
         return " ".join(read_digits(group) for group in m.group("phone").split("-"))
+    if m.group("clock"):
+        hour, minute, second = (int(part) for part in (m.group("clock") + ":0").split(":")[:3])
+        return " ".join([f"{native(hour) if hour else sino(hour)} 시"] + [f"{sino(value)} {unit}" for value, unit
+                                                                       in ((minute, "분"), (second, "초")) if value])
     digits, frac = m.group("num").replace(",", ""), m.group("frac")
     unit, counter = m.group("unit"), m.group("counter")
     n = int(digits)
