@@ -265,8 +265,9 @@ def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _break_kind(unit: CueWord, gap_after: float) -> str:
-    last = unit.text.rstrip(CLOSING)[-1:]
+def _break_kind(text: str, gap_after: float) -> str:
+    """How good a break after `text` is: after a sentence, a clause, in a pause, or just between words."""
+    last = text.rstrip(CLOSING)[-1:]
     if last and last in SENTENCE_END:
         return "sentence"
     if last and last in CLAUSE_END:
@@ -294,17 +295,13 @@ def break_lines(texts: Sequence[str], style: Style) -> list[str] | None:
             line_widths = [sum(widths[a:b]) + 0.5 * (b - a - 1) for a, b in zip(bounds, bounds[1:])]
             if max(line_widths) > limit:
                 continue
-            missed = sum(_break_kind(_plain(texts[c - 1]), 0.0) == "word" for c in cuts)
+            missed = sum(_break_kind(texts[c - 1], 0.0) == "word" for c in cuts)
             score = max(line_widths) - min(line_widths) + _LINE_BREAK_MISS * missed + 100 * n_lines
             if best is None or score < best[0]:
                 best = (score, [" ".join(texts[a:b]) for a, b in zip(bounds, bounds[1:])])
         if best is not None:
             return best[1]
     return None
-
-
-def _plain(text: str) -> CueWord:
-    return CueWord(text, 0.0, 0.0, 1.0)
 
 
 def _cut_positions(n: int, n_lines: int, first: int = 1) -> Iterable[list[int]]:
@@ -357,7 +354,7 @@ def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: f
     if on_screen + 1e-9 < needed:
         cost += _UNREADABLE_COST * (1.0 + (needed - on_screen) / needed)
     if j < len(phrase):
-        cost += _BREAK_COST[_break_kind(units[-1], after)]
+        cost += _BREAK_COST[_break_kind(units[-1].text, after)]
     if j - i < len(phrase) and text_width(" ".join(u.text for u in units)) < style.max_line_width / 3:
         cost += _ORPHAN_COST  # "거예요." alone after a full cue reads badly
     return cost
@@ -424,7 +421,7 @@ def _best_dash_part(part: list[CueWord], style: Style, other_end: float, after_p
         if not rest_readable:
             continue
         before, after = (part[m - 1], part[m]) if from_start else (part[-m - 1], part[-m])
-        cost = _BREAK_COST[_break_kind(before, after.start - before.end)]
+        cost = _BREAK_COST[_break_kind(before.text, after.start - before.end)]
         if cost < best_cost:
             best, best_cost = m, cost
     return best

@@ -14,14 +14,18 @@ any episode failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from . import __version__
 from .audio import AudioError, audio_info
@@ -262,8 +266,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type (default int8)")
 
 
+@contextlib.contextmanager
+def _local_media(spec: str) -> Iterator[Path]:
+    """A path for `spec`; a zip member (`part.zip!dir/ep.wav`, as prepared manifests name episodes in zip parts)
+    is copied out to a temporary file for the run."""
+    archive, separator, member = spec.partition("!")
+    if not separator or Path(spec).exists() or not Path(archive).is_file():
+        yield Path(spec)
+        return
+    with zipfile.ZipFile(archive) as zf, tempfile.TemporaryDirectory(prefix="kidsasr-subtitle-") as tmp:
+        target = Path(tmp) / Path(member).name
+        with zf.open(member) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        yield target
+
+
 def run(args: argparse.Namespace) -> int:
-    source = Path(args.input)
+    try:
+        with _local_media(args.input) as source:
+            return _run(args, source)
+    except (zipfile.BadZipFile, KeyError) as e:
+        print(f"kidsasr subtitle: {args.input}: cannot read the zip member: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, source: Path) -> int:
     if not source.exists():
         print(f"kidsasr subtitle: {source}: no such file or folder", file=sys.stderr)
         return 2
@@ -283,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
         results, ignored = subtitle_folder(source, out_dir, args.model, args.backend, style, srt, args.workers,
                                            args.overwrite, args.device, args.compute_type)
     else:
-        out = _single_output(source, args.out)
+        out = _single_output(Path(args.input.partition("!")[0]).parent / source.name if "!" in args.input else source,
+                             args.out)
         print(f"subtitling {source} into {out} (model {args.model}, backend {args.backend}, style {style.name})",
               file=sys.stderr)
         try:

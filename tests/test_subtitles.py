@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,17 @@ def test_worker_processes_give_the_same_files(episodes, tiny_ctc, tmp_path):
         one, two = (tmp_path / d / f"{name}.cues.json" for d in ("one", "two"))
         assert json.loads(one.read_text())["cues"] == json.loads(two.read_text())["cues"]
         assert (tmp_path / "one" / f"{name}.vtt").read_text() == (tmp_path / "two" / f"{name}.vtt").read_text()
+
+
+def test_a_zip_member_as_named_in_prepared_manifests(episodes, tiny_ctc, tmp_path):
+    part = tmp_path / "TS_01.zip"
+    with zipfile.ZipFile(part, "w") as zf:
+        zf.write(episodes / "good.wav", "01.원천데이터/KID_0001.wav")
+    out = tmp_path / "subs" / "KID_0001.vtt"
+    member = f"{part}!01.원천데이터/KID_0001.wav"
+    assert main(["subtitle", member, "-o", str(out), "--model", str(tiny_ctc), "--backend", "ctc"]) == 0
+    assert webvtt.read(str(out)).captions == [] and sorted(p.name for p in tmp_path.iterdir()) == ["TS_01.zip", "subs"]
+    assert main(["subtitle", f"{part}!missing.wav", "--model", str(tiny_ctc)]) == 2
 
 
 def test_single_file_errors_name_the_file_and_leave_nothing(episodes, tmp_path, capsys):
