@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import itertools
+import re
 import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -251,3 +254,31 @@ def test_cer_is_idempotent_and_nfc():
 
 def test_cer_tag_only_label_is_empty():
     assert normalize_for_cer("n/ b/ 음/") == ""
+
+
+# --- the policy document's tables are what the code does ----------------------------------------------------------
+
+POLICY = Path(__file__).resolve().parents[1] / "data_prep" / "NORMALISATION.md"
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _table(heading: str) -> list[list[str]]:
+    """The body cells of the first table after `heading` in NORMALISATION.md."""
+    lines = POLICY.read_text(encoding="utf-8").split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[2:]]
+
+
+@pytest.mark.parametrize("row", _table("## Marks"), ids=lambda row: row[0])
+def test_policy_marks_table(row):
+    label, spelling, pronunciation, scored = (_CODE.match(cell).group(1) for cell in row[1:])
+    t = parse_label(label)
+    assert (t.spelling, t.pronunciation, normalize_for_cer(label)) == (spelling, pronunciation, scored)
+
+
+@pytest.mark.parametrize("row", _table("## Numbers"), ids=lambda row: row[2][:40])
+def test_policy_numbers_table(row):
+    inputs, readings = _CODE.findall(row[0]), _CODE.findall(row[1])
+    assert len(inputs) == len(readings)
+    assert [spell_numbers(x) for x in inputs] == readings
