@@ -150,6 +150,7 @@ class Transcription:
     texts: dict[str, str]
     compute_seconds: float
     audio_seconds: float
+    failures: dict[str, str]  # id -> reason; these utterances are scored as missing (all deletions)
 
     @property
     def real_time_factor(self) -> float:
@@ -168,24 +169,37 @@ def transcribe_split(data: str | Path, split: str, ids: list[str], load_recogniz
     ds = load_split(data, split)
     todo = [i for i, uid in enumerate(ds["id"]) if uid in wanted and uid not in done]
     recognizer = load_recognizer() if todo else None
+    failures: dict[str, str] = {}
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache, "a", encoding="utf-8") as f, tqdm(total=len(wanted), initial=len(wanted) - len(todo),
                                                        desc="transcribing", unit="utt") as bar:
         for start in range(0, len(todo), batch_size):
-            rows = ds.select(todo[start:start + batch_size])
-            clips = [decode_audio(cell) for cell in rows["audio"]]
-            began = time.perf_counter()
-            hyps = recognizer.transcribe_batch(clips)
-            seconds = (time.perf_counter() - began) / len(clips)
-            for uid, clip, hyp in zip(rows["id"], clips, hyps):
-                row = {"id": uid, "text": hyp.text, "audio_seconds": len(clip) / 16000, "compute_seconds": seconds}
-                done[uid] = row
+            batch = ds.select(todo[start:start + batch_size])
+            for row in _transcribe_rows(recognizer, batch["id"], batch["audio"], failures):
+                done[row["id"]] = row
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
             f.flush()
-            bar.update(len(clips))
+            bar.update(len(batch))
     rows = [done[i] for i in ids if i in done]
     return Transcription({r["id"]: r["text"] for r in rows}, sum(r["compute_seconds"] for r in rows),
-                         sum(r["audio_seconds"] for r in rows))
+                         sum(r["audio_seconds"] for r in rows), failures)
+
+
+def _transcribe_rows(recognizer: Recognizer, ids: list[str], cells: list[dict], failures: dict[str, str]) -> list[dict]:
+    """Cache rows for one batch. If the batch fails, each clip is tried alone; a clip that still fails (bad
+    audio, too long) goes to `failures` with the reason and the rest of the split goes on."""
+    try:
+        clips = [decode_audio(cell) for cell in cells]
+        began = time.perf_counter()
+        hyps = recognizer.transcribe_batch(clips)
+        seconds = (time.perf_counter() - began) / len(clips)
+    except Exception as e:  # any decoder or model failure is isolated to the clip that causes it
+        if len(ids) == 1:
+            failures[ids[0]] = f"{type(e).__name__}: {e}"
+            return []
+        return [row for uid, cell in zip(ids, cells) for row in _transcribe_rows(recognizer, [uid], [cell], failures)]
+    return [{"id": uid, "text": hyp.text, "audio_seconds": len(clip) / 16000, "compute_seconds": seconds}
+            for uid, clip, hyp in zip(ids, clips, hyps)]
 
 
 def _read_cache(cache: Path) -> dict[str, dict]:
@@ -293,9 +307,12 @@ def render_report(m: dict) -> str:
     lines += ["", "Corpus CER = total character edits / total reference characters. A missing hypothesis counts "
               "as all deletions. Hallucination: hypothesis longer than 1.5x the reference or repeating a phrase "
               "three times that the reference does not.", ""]
-    if model["missing_hypotheses"]:
-        lines += [f"**{model['missing_hypotheses']} utterance(s) had no hypothesis** (scored as deletions): "
-                  + ", ".join(model["missing_ids"][:20]) + ("..." if model["missing_hypotheses"] > 20 else ""), ""]
+    for name, s in (("model", model), ("baseline", base)):
+        if s and s["missing_hypotheses"]:
+            lines += [f"**{name}: {s['missing_hypotheses']} utterance(s) had no hypothesis** (scored as deletions): "
+                      + ", ".join(s["missing_ids"][:20]) + ("..." if s["missing_hypotheses"] > 20 else ""), ""]
+            failed = s.get("transcription_failures") or {}
+            lines += [f"- {uid}: not transcribed: {reason}" for uid, reason in failed.items()] + ([""] if failed else [])
     if "comparison" in m:
         c = m["comparison"]
         verdict = "significant" if c["significant_at_0.05"] else "not significant"
@@ -518,9 +535,9 @@ def _run(args: argparse.Namespace) -> int:
     utterances = sorted(load_references(args.data, args.split), key=lambda u: u.id)[: args.limit]
     ids = [u.id for u in utterances]
 
-    def system(name: str, hyps_file: str | None, backend: str) -> tuple[list[str | None], float | None]:
+    def system(name: str, hyps_file: str | None, backend: str) -> tuple[list[str | None], float | None, dict]:
         if hyps_file:
-            return align_hypotheses(utterances, read_hypotheses(hyps_file), hyps_file), None
+            return align_hypotheses(utterances, read_hypotheses(hyps_file), hyps_file), None, {}
         from .models import load_recognizer
 
         if Path(args.data).is_file():
@@ -531,21 +548,23 @@ def _run(args: argparse.Namespace) -> int:
         print(f"[2/4] transcribing {len(ids)} utterances with {name} ({backend}); cache {cache}")
         t = transcribe_split(args.data, args.split, ids, lambda: load_recognizer(
             name, backend=backend, device=args.device, compute_type=args.compute_type), cache, args.batch_size)
-        return align_hypotheses(utterances, t.texts, str(cache)), t.real_time_factor
+        for uid, reason in t.failures.items():
+            print(f"warning: {args.data}: utterance {uid} not transcribed ({reason}); scored as all deletions")
+        return align_hypotheses(utterances, t.texts, str(cache)), t.real_time_factor, t.failures
 
-    hyps, rtf = system(args.model, args.hyps, args.backend)
-    base_hyps, base_rtf = (None, None)
+    hyps, rtf, failures = system(args.model, args.hyps, args.backend)
+    base_hyps, base_rtf, base_failures = (None, None, {})
     if baseline_name:
-        base_hyps, base_rtf = system(baseline_name, args.baseline_hyps, args.baseline_backend)
+        base_hyps, base_rtf, base_failures = system(baseline_name, args.baseline_hyps, args.baseline_backend)
 
     print(f"[3/4] scoring {len(ids)} utterances ({args.bootstrap} bootstrap resamples)")
     try:
         result, per_utt = evaluate(utterances, hyps, base_hyps, args.reference_field, args.bootstrap, args.seed)
     except metrics.ScoringError as e:
         raise EvalInputError(f"{args.data}: {e}") from e
-    result["model"]["real_time_factor"] = rtf
+    result["model"].update(real_time_factor=rtf, transcription_failures=failures)
     if "baseline" in result:
-        result["baseline"]["real_time_factor"] = base_rtf
+        result["baseline"].update(real_time_factor=base_rtf, transcription_failures=base_failures)
     m = {"run": run_name, "date": now.isoformat(timespec="seconds"), "commit": git_commit(),
          "model_name": model_name, "backend": None if args.hyps else args.backend,
          "baseline_name": baseline_name and (baseline_name if args.baseline_hyps

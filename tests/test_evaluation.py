@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kidsasr import evaluation
@@ -142,7 +143,8 @@ def test_interrupted_transcription_cache_is_reused(tmp_path):
 
 SENTENCES = [("안녕하세요 친구들", "어린이 예능", "child", "F", "7-9"),
              ("오늘은 공원에 가요", "어린이 드라마", "adult", "M", "adult"),
-             ("사과가 세 개 있어요", "어린이 교육", "child", "M", "4-6")]
+             ("사과가 세 개 있어요", "어린이 교육", "child", "M", "4-6"),
+             ("너무 긴 문장이에요", "어린이 교육", "child", "F", "4-6")]
 
 
 def build_tiny_split(root: Path) -> Path:
@@ -159,6 +161,8 @@ def build_tiny_split(root: Path) -> Path:
         wav = root / f"clip{k}.wav"
         subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(wav), text], check=True)
         audio = load_audio(wav)
+        if k == len(SENTENCES) - 1:  # longer than Whisper's 30 s window: the recogniser refuses it
+            audio = np.concatenate([audio, np.zeros(31 * 16000, np.float32)])
         buf = io.BytesIO()
         sf.write(buf, audio, 16000, format="FLAC")
         utt = Utterance(id=f"ep{k}_0001", episode_id=f"ep{k}", split="test", audio_source=str(wav), start=0.0,
@@ -178,16 +182,19 @@ def test_end_to_end_eval_with_whisper_base(tmp_path):
     data = build_tiny_split(tmp_path / "prep")
     out = tmp_path / "run"
     args = ["--model", WHISPER_BASE, "--backend", "transformers", "--baseline", "none", "--data", data,
-            "--split", "test", "--out", out, "--batch-size", "3"]
+            "--split", "test", "--out", out, "--batch-size", "4"]
     assert run_eval(tmp_path, *args) == 0
     m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert m["utterances"] == 3 and m["model"]["missing_hypotheses"] == 0
+    # the 32 s clip fails alone (its batch is retried clip by clip) and stays in the denominator
+    assert m["utterances"] == 4 and m["model"]["missing_ids"] == ["ep3_0001"]
+    assert "30 s" in m["model"]["transcription_failures"]["ep3_0001"]
+    assert "ep3_0001: not transcribed" in (out / "report.md").read_text(encoding="utf-8")
     assert m["model"]["real_time_factor"] > 0
-    assert m["model"]["cer"]["estimate"] >= 0
+    assert m["model"]["char_edits"]["deletions"] >= len("너무긴문장이에요")
     (cache,) = out.glob("hyps-whisper-base-transformers-*.jsonl")
     cached = cache.read_text(encoding="utf-8").splitlines()
     assert len(cached) == 3
-    # a rerun resumes from the cache instead of transcribing again
+    # a rerun resumes from the cache: only the failed clip is tried again
     assert run_eval(tmp_path, *args) == 0
     assert cache.read_text(encoding="utf-8").splitlines() == cached
     assert len([line for line in (tmp_path / "RESULTS.md").read_text().splitlines() if line.startswith("| 20")]) == 2
