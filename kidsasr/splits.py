@@ -50,12 +50,14 @@ def assign_splits(episodes: list[EpisodeKey], config: SplitConfig) -> dict[str, 
     groups: dict[str, list[EpisodeKey]] = defaultdict(list)
     for e in episodes:
         groups[f"program:{e.program}" if by == "program" and e.program else f"episode:{e.episode_id}"].append(e)
+    category_of: dict[str, str] = {}
     by_category: dict[str, list[str]] = defaultdict(list)
     for name, members in groups.items():
         counts: dict[str, float] = defaultdict(float)
         for e in members:
             counts[e.category or ""] += e.hours
-        by_category[max(sorted(counts), key=counts.__getitem__)].append(name)
+        category_of[name] = max(sorted(counts), key=counts.__getitem__)
+        by_category[category_of[name]].append(name)
     shares = {"train": 1.0 - config.dev - config.test, "dev": config.dev, "test": config.test}
     group_split: dict[str, str] = {}
     for category in sorted(by_category):
@@ -66,18 +68,20 @@ def assign_splits(episodes: list[EpisodeKey], config: SplitConfig) -> dict[str, 
             split = max(SPLITS, key=lambda s: shares[s] * total - placed[s])
             group_split[name] = split
             placed[split] += sum(e.hours for e in groups[name]) or 1e-9
-    _fill_empty_splits(group_split, groups, shares)
+    _fill_empty_splits(group_split, groups, category_of, shares)
     return {e.episode_id: group_split[name] for name, members in groups.items() for e in members}
 
 
-def _fill_empty_splits(group_split: dict[str, str], groups: dict[str, list[EpisodeKey]],
+def _fill_empty_splits(group_split: dict[str, str], groups: dict[str, list[EpisodeKey]], category_of: dict[str, str],
                        shares: dict[str, float]) -> None:
-    """Small corpora: give each split with a nonzero share at least one group, taken from train's smallest."""
+    """Small corpora: give each split with a nonzero share at least one group, taken from train's smallest,
+    preferring a category that dev and test do not hold yet."""
     for split in ("test", "dev"):
         if shares[split] <= 0 or split in group_split.values():
             continue
         train = [n for n, s in group_split.items() if s == "train"]
         if len(train) < 2:
             return
-        smallest = min(train, key=lambda n: (sum(e.hours for e in groups[n]), n))
+        held = {category_of[n] for n, s in group_split.items() if s != "train"}
+        smallest = min(train, key=lambda n: (category_of[n] in held, sum(e.hours for e in groups[n]), n))
         group_split[smallest] = split

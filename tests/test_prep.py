@@ -114,9 +114,12 @@ def test_splits_are_disjoint_deterministic_and_stratified(programs):
             assert abs(hours["dev"] / total - 0.1) < 0.03 and abs(hours["test"] / total - 0.1) < 0.03, hours
 
 
-def test_small_corpus_still_gets_dev_and_test():
-    assignment = assign_splits(_episodes(6, None), SplitConfig())
+def test_small_corpus_still_gets_dev_and_test_from_different_categories():
+    episodes = _episodes(6, None)
+    assignment = assign_splits(episodes, SplitConfig())
     assert set(assignment.values()) == {"train", "dev", "test"}
+    held_out = [e.category for e in episodes if assignment[e.episode_id] != "train"]
+    assert len(held_out) == len(set(held_out)) == 2
 
 
 # ---------------------------------------------------------------------------------------------------------------
