@@ -233,6 +233,8 @@ def system_summary(scores: metrics.Scores, n_resamples: int, seed: int, rtf: flo
         "real_time_factor": rtf,
         "top_confusions": [{"reference": r, "hypothesis": h, "count": c}
                            for (r, h), c in scores.confusions.most_common(20)],
+        "top_substitutions": [{"reference": r, "hypothesis": h, "count": c}
+                              for (r, h), c in scores.confusions.most_common() if r and h][:20],
     }
 
 
@@ -329,7 +331,7 @@ def render_report(m: dict) -> str:
             lines.append(f"| {r['value']} | {r['utterances']} | {r['reference_chars']} | {_ci(r)} | "
                          f"{_ci(b) if b else 'n/a'} |")
         lines.append("")
-    lines += ["## Top character confusions (model)", "", "| reference | hypothesis | count |", "| --- | --- | --- |"]
+    lines += ["## Top character edits (model; confusions.png plots the substitutions)", "", "| reference | hypothesis | count |", "| --- | --- | --- |"]
     lines += [f"| {c['reference'] or '(insertion)'} | {c['hypothesis'] or '(deletion)'} | {c['count']} |"
               for c in model["top_confusions"]]
     lines += ["", "## Published reference figures (NOT measured on our data)", "",
@@ -395,16 +397,15 @@ def write_plots(m: dict, out: Path) -> list[Path]:
     fig.tight_layout()
     written.append(_save(fig, out / "cer_by_length.png"))
 
-    conf = m["model"]["top_confusions"]
+    conf = m["model"]["top_substitutions"]
     fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(conf) + 1)))
     label = (lambda c: c) if font else (lambda c: f"U+{ord(c):04X}")
-    names = [f"{label(c['reference']) if c['reference'] else '(ins)'} -> "
-             f"{label(c['hypothesis']) if c['hypothesis'] else '(del)'}" for c in conf]
+    names = [f"{label(c['reference'])} -> {label(c['hypothesis'])}" for c in conf]
     ax.barh(np.arange(len(conf)), [c["count"] for c in conf])
     ax.set_yticks(np.arange(len(conf)), names)
     ax.invert_yaxis()
     ax.set_xlabel("count")
-    ax.set_title("top character confusions (model): reference -> hypothesis")
+    ax.set_title("top character substitutions (model): reference -> hypothesis")
     fig.tight_layout()
     written.append(_save(fig, out / "confusions.png"))
     return written
