@@ -125,9 +125,13 @@ def _read_out(text: str, pair_side: Callable[[re.Match], str]) -> str:
     """
     pairs = [(m.start(), m.end(), pair_side(m)) for m in _PAIR.finditer(text)]
     numbers = number_readings(text) + [(m.start(), m.end(), " 더하기 ") for m in _PLUS.finditer(text)]
-    edits = sorted(pairs + [n for n in numbers if not any(n[0] < p[1] and n[1] > p[0] for p in pairs)])
+    return _apply(text, pairs + [n for n in numbers if not any(n[0] < p[1] and n[1] > p[0] for p in pairs)])
+
+
+def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """`text` with each non-overlapping (start, end, replacement) applied."""
     out, pos = [], 0
-    for start, end, replacement in edits:
+    for start, end, replacement in sorted(edits):
         out.append(text[pos:start] + replacement)
         pos = end
     out.append(text[pos:])
@@ -320,14 +324,8 @@ def spell_numbers(text: str) -> str:
     "3.5kg" -> "삼 점 오 킬로그램", "010-1234-5678" -> "공일공 일이삼사 오육칠팔", "1,000원" -> "천 원".
     """
     text = _PLUS.sub(" 더하기 ", nfc(text))
-    out = []
-    pos = 0
-    for start, end, reading in number_readings(text):
-        out.append(text[pos:start])
-        out.append(reading)
-        pos = end
-    out.append(text[pos:])
-    return _EQUALS.sub(lambda m: ("은 " if jongseong(m.string[: m.start()]) else "는 "), "".join(out))
+    spelled = _apply(text, number_readings(text))
+    return _EQUALS.sub(lambda m: ("은 " if jongseong(m.string[: m.start()]) else "는 "), spelled)
 
 
 def jongseong(word: str) -> int:
