@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 import re
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -176,3 +181,12 @@ def test_read_text_corpus_names_the_file_on_a_bad_row(tmp_path):
     path.write_text('{"id": "TXT_00001", "category": "어린이 교육"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="bad.jsonl.*TXT_00001.*text"):
         read_text_corpus(path)
+
+
+def test_bank_is_identical_across_processes(bank):
+    """No set or hash order leaks into the bank: another interpreter with another hash seed builds the same."""
+    script = ("import hashlib, json; from kidsasr.textbank import sentence_bank; "
+              "print(hashlib.sha256(json.dumps([s.__dict__ for s in sentence_bank(0)]).encode()).hexdigest())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip()
+    assert out == hashlib.sha256(json.dumps([s.__dict__ for s in bank]).encode()).hexdigest()
