@@ -49,6 +49,9 @@ _BREAK_COST = {"sentence": 0.0, "clause": 0.4, "pause": 0.6, "word": 1.5}
 _UNREADABLE_COST = 6.0
 _LINE_BREAK_MISS = 3.0
 _ORPHAN_COST = 1.0
+_PAUSE_INSIDE_COST = 1.5  # per second of silence inside a cue beyond _SHORT_PAUSE
+_SHORT_PAUSE = 0.2
+_SENTENCE_INSIDE_COST = 0.4
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,10 @@ def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: f
         cost += _BREAK_COST[_break_kind(units[-1].text, after)]
     if j - i < len(phrase) and text_width(" ".join(u.text for u in units)) < style.max_line_width / 3:
         cost += _ORPHAN_COST  # "거예요." alone after a full cue reads badly
+    for a, b in zip(units, units[1:]):
+        # a silence kept on screen, and a new sentence started inside the cue ("…줄래요? 오늘 / 다온 어린이는…")
+        cost += _PAUSE_INSIDE_COST * max(0.0, b.start - a.end - _SHORT_PAUSE)
+        cost += _SENTENCE_INSIDE_COST * (_break_kind(a.text, 0.0) == "sentence")
     return cost
 
 
@@ -526,6 +533,8 @@ def _word_timing_problems(cue: Cue, style: Style) -> list[str]:
         problems.append(f"leaves the screen {(speech_end - end) / 1000:.3f} s before its last word ends")
     if speech_start - start > _ms(style.max_lead):
         problems.append(f"appears {(speech_start - start) / 1000:.3f} s before its first word > {style.max_lead:g} s")
+    if start - speech_start > _ms(style.max_lead):
+        problems.append(f"appears {(start - speech_start) / 1000:.3f} s after its first word starts")
     return problems
 
 

@@ -317,6 +317,7 @@ def test_check_cue_names_each_broken_rule():
         "spans a pause of 1.400 s > 1 s": replace(good, end=3.5, words=[word, CueWord("라", 3.0, 3.3, 0.9)]),
         "stays 0.900 s after its last word > 0.5": replace(good, end=2.5),
         "appears 0.200 s before its first word > 0.125": replace(good, start=0.8),
+        "appears 0.300 s after its first word starts": replace(good, start=1.3, end=2.2),
         "no timed words": replace(good, words=[]),
     }
     for expected, cue in cases.items():
