@@ -7,6 +7,7 @@ import random
 import re
 import subprocess
 import sys
+import unicodedata
 from collections import Counter
 
 import pytest
@@ -47,6 +48,7 @@ def test_at_least_400_hand_written_sentences_100_per_category():
 
 
 def test_hand_written_sentences_are_distinct_and_nfc():
+    assert all(unicodedata.is_normalized("NFC", s.label) for s in hand_written())
     labels = [normalize_for_cer(s.label) for s in hand_written()]
     assert len(set(labels)) == len(labels)
 
@@ -84,6 +86,7 @@ def test_every_label_parses_and_pronunciation_is_hangul_and_spaces(bank):
         assert re.fullmatch(r"[가-힣]+( [가-힣]+)*", t.pronunciation), (s.label, t.pronunciation)
         assert not re.search(r"[()/+*]", t.spelling), (s.label, t.spelling)
         assert label_problems(s.label) == [], s.label
+        assert unicodedata.is_normalized("NFC", s.label), s.label
 
 
 def test_known_share_of_labels_uses_kspon_marks(bank):
