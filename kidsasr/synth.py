@@ -53,6 +53,7 @@ TRUTH_FILE = "truth.jsonl"
 STAMP_FILE = "synth.done"  # JSON; not named .json so corpus readers do not take it for a label
 PROGRESS_DIR = ".synth-progress"
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
+TASKS_PER_WORKER = 8  # episodes a pool worker renders before it is replaced
 
 JITTER_SHARE = 0.3  # share of each episode's sentences whose label times are moved
 JITTER_RANGE = (0.1, 0.5)  # seconds, each boundary independently, either direction
@@ -497,7 +498,10 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
                 bar.update()
         else:
             context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(plans)), _init_worker, (seed, pools, out)) as pool:
+            # A fresh worker every few episodes: numpy's large, short-lived arrays slowly fragment a long-lived
+            # process's heap (tens of MB over an 11-hour corpus), which would make memory grow with corpus size.
+            with context.Pool(min(workers, len(plans)), _init_worker, (seed, pools, out),
+                              maxtasksperchild=TASKS_PER_WORKER) as pool:
                 for truth in pool.imap(_write_episode, plans):
                     rows.extend(truth)
                     bar.update()
