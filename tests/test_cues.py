@@ -180,6 +180,16 @@ def test_a_pause_over_one_second_always_ends_the_cue():
     assert [c.lines for c in build_cues(near, KIDS)] == [["안녕 친구들"]]
 
 
+def test_sentences_with_a_short_pause_between_them_get_their_own_cues():
+    # 0.7 s apart: they may share a cue by the rules, but the silence would stay on screen and the second
+    # sentence would start mid-line
+    first = say("손가락으로 보여 줄래요?", 0.0)
+    words = first + say("오늘 다온 어린이는 기분이 어때요?", first[-1].end + 0.7)
+    cues = build_cues(words, KIDS)
+    assert [c.lines for c in cues] == [["손가락으로 보여 줄래요?"], ["오늘 다온 어린이는", "기분이 어때요?"]]
+    assert cues[0].end <= cues[0].speech_end + 0.5 and check_cues(cues, KIDS) == [[] for _ in cues]
+
+
 def test_duration_is_extended_only_into_silence_and_within_the_limits():
     # "네" said quickly: it needs 0.833 s on screen; 0.5 s linger + lead before it are available
     words = say("네", 2.0, per_syllable=0.25)
