@@ -305,6 +305,10 @@ def _run(args: argparse.Namespace, source: Path) -> int:
     srt = args.srt or (args.out or "").lower().endswith(".srt")
     if source.is_dir():
         out_dir = Path(args.out) if args.out else source
+        if out_dir.suffix.lower() in (".vtt", ".srt") and not out_dir.is_dir():
+            print(f"kidsasr subtitle: {source} is a folder: -o names an output folder, not {out_dir.name}",
+                  file=sys.stderr)
+            return 2
         print(f"subtitling the episodes in {source} into {out_dir} (model {args.model}, backend {args.backend}, "
               f"style {style.name}); summary: {out_dir / SUMMARY_NAME}", file=sys.stderr)
         results, ignored = subtitle_folder(source, out_dir, args.model, args.backend, style, srt, args.workers,
@@ -326,9 +330,10 @@ def _run(args: argparse.Namespace, source: Path) -> int:
 
 
 def _single_output(source: Path, out: str | None) -> Path:
+    """-o EP.vtt (or EP.srt: both are written); anything else is a folder to write EP.vtt into."""
     if out is None:
         return source.with_suffix(".vtt")
     path = Path(out)
-    if path.is_dir() or out.endswith(os.sep):
-        return path / source.with_suffix(".vtt").name
-    return path.with_suffix(".vtt") if path.suffix.lower() == ".srt" else path
+    if path.suffix.lower() in (".vtt", ".srt") and not path.is_dir():
+        return path.with_suffix(".vtt")
+    return path / source.with_suffix(".vtt").name

@@ -159,6 +159,8 @@ def test_single_file_errors_name_the_file_and_leave_nothing(episodes, tmp_path, 
     assert "missing.wav: no such file or folder" in capsys.readouterr().err
     assert main(["subtitle", str(episodes / "good.wav"), "--style", "nosuchstyle"]) == 2
     assert "built-in styles: adult, kids" in capsys.readouterr().err
+    assert main(["subtitle", str(episodes), "-o", str(tmp_path / "all.vtt")]) == 2
+    assert "-o names an output folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
