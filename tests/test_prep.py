@@ -207,6 +207,8 @@ def test_whisper_aligner_end_to_end(tiny_corpus, tmp_path):
     before, after = [], []
     for r in manifest:
         t = truth[(r["episode_id"], int(r["id"].rsplit("_", 1)[1]))]
-        before.append(abs(r["label_start"] - t["true_start"]) + abs(r["label_end"] - t["true_end"]))
-        after.append(abs(r["start"] - t["true_start"]) + abs(r["end"] - t["true_end"]))
-    assert sum(after) < sum(before)  # refinement moves boundaries towards the true times
+        if t["jittered"]:
+            before.append(abs(r["label_start"] - t["true_start"]) + abs(r["label_end"] - t["true_end"]))
+            after.append(abs(r["start"] - t["true_start"]) + abs(r["end"] - t["true_end"]))
+    assert before, "the tiny corpus has jittered labels"
+    assert sum(after) < 0.6 * sum(before)  # refinement moves the jittered boundaries towards the true times
