@@ -24,6 +24,10 @@ from .models import Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance
 
 GAP_SECONDS = 0.2  # silence put between two regions inside one clip
+# Cross-attention DTW sometimes stretches a word (typically the last before a cut or a pause) over seconds of
+# audio; no Korean word is said slower than this per character.
+MAX_SECONDS_PER_CHAR = 0.5
+MIN_WORD_CAP = 1.0
 
 
 @dataclass
@@ -88,6 +92,14 @@ class Clip:
         return k, min(start + max(0.0, t - offsets[k]), end)
 
 
+def clamp_word(word: Word) -> Word:
+    """Shorten a word the aligner stretched beyond any plausible duration, keeping its start."""
+    cap = max(MIN_WORD_CAP, MAX_SECONDS_PER_CHAR * len(word.text.replace(" ", "")))
+    if word.end - word.start <= cap:
+        return word
+    return Word(word.text, word.start, round(word.start + cap, 3), word.probability)
+
+
 def split_long_region(start: float, end: float, probs: list[float], max_seconds: float) -> list[tuple[float, float]]:
     """Split a region longer than max_seconds at its least speech-like frame in the last third of each part."""
     parts = []
@@ -141,7 +153,7 @@ def _piece_segments(clip: Clip, hyp: Hypothesis, dropped: list[Dropped]) -> list
             continue
         _, end = clip.to_episode_time(max(w.end, w.start), is_start=False)
         end = min(max(end, start), clip.pieces[k][1])
-        per_piece.setdefault(k, []).append(Word(w.text, round(start, 3), round(end, 3), w.probability))
+        per_piece.setdefault(k, []).append(clamp_word(Word(w.text, round(start, 3), round(end, 3), w.probability)))
     return [(k, Hypothesis(" ".join(w.text for w in words), words, hyp.avg_logprob, hyp.compression_ratio,
                            hyp.no_speech_prob)) for k, words in sorted(per_piece.items())]
 

@@ -95,9 +95,11 @@ def test_ctc_backend_times_characters_inside_the_clip(tiny_ctc_dir, speech):
 
 @pytest.fixture(scope="module")
 def ct2_whisper(tmp_path_factory):
-    from kidsasr.export import export_ct2
+    """whisper-base converted by `kidsasr export` (the CLI over export.export_ct2), loaded from the folder."""
+    from kidsasr.cli import main
 
-    out = export_ct2(WHISPER_BASE, tmp_path_factory.mktemp("ct2") / "whisper-base-int8")
+    out = tmp_path_factory.mktemp("ct2") / "whisper-base-int8"
+    assert main(["export", WHISPER_BASE, "-o", str(out)]) == 0
     return load_recognizer(str(out), num_threads=2)
 
 

@@ -8,7 +8,8 @@ import soundfile as sf
 
 from kidsasr.audio import AudioError, resample, write_wav
 from kidsasr.guards import GuardOptions
-from kidsasr.transcribe import GAP_SECONDS, plan_clips, split_long_region, transcribe_long
+from kidsasr.models import Word
+from kidsasr.transcribe import GAP_SECONDS, clamp_word, plan_clips, split_long_region, transcribe_long
 from kidsasr.vad import FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, speech_regions
 
 from conftest import WHISPER_BASE
@@ -114,6 +115,11 @@ def test_clip_planning_packs_regions_and_maps_times_back():
     assert clip.to_episode_time(10.05, is_start=False) == (0, 11.0)
     for c in clips:
         assert sum(b - a for a, b in c.pieces) + GAP_SECONDS * (len(c.pieces) - 1) <= 30.0
+
+
+def test_stretched_words_are_clamped_keeping_their_start():
+    assert clamp_word(Word("전원의", 439.48, 446.18, 0.3)) == Word("전원의", 439.48, 440.98, 0.3)
+    assert clamp_word(Word("네", 1.0, 1.8, 0.9)) == Word("네", 1.0, 1.8, 0.9)
 
 
 def test_long_region_is_split_at_its_quietest_frame():
