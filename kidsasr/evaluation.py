@@ -481,7 +481,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="prep output folder (dataset/<split>/*.parquet) or a manifest .jsonl")
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
     parser.add_argument("--backend", default="auto", choices=("auto", "ct2", "transformers", "ctc"))
-    parser.add_argument("--baseline-backend", default="auto", choices=("auto", "ct2", "transformers"))
+    parser.add_argument("--baseline-backend", default="auto", choices=("auto", "ct2", "transformers", "ctc"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type")
     parser.add_argument("--batch-size", type=int, default=8)
