@@ -63,6 +63,8 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> n
 def audio_info(source: AudioSource) -> AudioInfo:
     """Duration, rate and channels from the header (soundfile) or ffprobe, without decoding."""
     suffix = Path(_name(source)).suffix.lower()
+    if not hasattr(source, "read") and os.path.exists(source) and os.path.getsize(source) == 0:
+        raise AudioError(source, "empty file (0 bytes)")
     if suffix in PCM_SUFFIXES and not hasattr(source, "read"):
         size = os.path.getsize(source)
         return AudioInfo(size / 2 / SAMPLE_RATE, SAMPLE_RATE, 1)
@@ -88,7 +90,7 @@ def _ffprobe_info(path: AudioSource) -> AudioInfo:
     )
     fields = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     if proc.returncode != 0 or "sample_rate" not in fields:
-        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream"
+        reason = _ffmpeg_reason(proc.stderr, proc.returncode) if proc.stderr.strip() else "no audio stream"
         raise AudioError(path, f"cannot decode: {reason}")
     try:
         duration = float(fields.get("duration", "nan"))
@@ -147,15 +149,19 @@ def _ffmpeg_cmd(path: AudioSource, sr: int, start: float = 0.0, max_seconds: flo
     return cmd + ["-f", "s16le", "-ac", "1", "-ar", str(sr), "-"]
 
 
+def _ffmpeg_reason(stderr: str, code: int) -> str:
+    """The useful line of ffmpeg's complaint (a video-only file names its problem before the last line)."""
+    if "matches no streams" in stderr:
+        return "no audio stream"
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else f"ffmpeg exit code {code}"
+
+
 def _decode_ffmpeg(path: AudioSource, sr: int, max_seconds: float | None = None) -> np.ndarray:
     _require_ffmpeg()
     proc = subprocess.run(_ffmpeg_cmd(path, sr, max_seconds=max_seconds), capture_output=True)
     if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = message[-1] if message else f"ffmpeg exit code {proc.returncode}"
-        if "matches no streams" in reason:
-            reason = "no audio stream"
-        raise AudioError(path, f"cannot decode: {reason}")
+        raise AudioError(path, f"cannot decode: {_ffmpeg_reason(proc.stderr.decode('utf-8', 'replace'), proc.returncode)}")
     audio = np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0
     if audio.size == 0:
         raise AudioError(path, "no audio samples")
@@ -199,8 +205,7 @@ def stream_audio(path: str | os.PathLike, chunk_seconds: float = 60.0, sr: int =
         proc.stderr.close()
         code = proc.wait()
     if code != 0 and not yielded:
-        reason = stderr.splitlines()[-1] if stderr else f"ffmpeg exit code {code}"
-        raise AudioError(path, f"cannot decode: {'no audio stream' if 'matches no streams' in reason else reason}")
+        raise AudioError(path, f"cannot decode: {_ffmpeg_reason(stderr, code)}")
     if not yielded:
         raise AudioError(path, "no audio samples")
 
