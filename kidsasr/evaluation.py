@@ -61,19 +61,20 @@ def load_references(data: str | Path, split: str) -> list[Utterance]:
     """Utterances of a split from a prep folder (parquet shards) or a JSON-lines manifest (prep's manifest.jsonl)."""
     data = Path(data)
     if data.is_file():
-        rows = [r for r in _read_jsonl_strict(data) if r.get("split", split) == split]
+        rows = _read_jsonl_strict(data)
+        for number, row in enumerate(rows, 1):
+            if "id" not in row or "text" not in row:
+                raise EvalInputError(f"{data}: row {number} lacks 'id' or 'text'")
+        rows = [r for r in rows if r.get("split", split) == split]
         if not rows:
             raise EvalInputError(f"{data}: no utterances with split {split!r}")
-        for line_no, row in enumerate(rows, 1):
-            if "id" not in row or "text" not in row:
-                raise EvalInputError(f"{data}: row {line_no} lacks 'id' or 'text'")
         utterances = [Utterance.from_row({**_utterance_defaults(), **row}) for row in rows]
     else:
         ds = load_split(data, split).remove_columns("audio")
         utterances = [Utterance.from_row(row) for row in ds]
     duplicates = _duplicates(u.id for u in utterances)
     if duplicates:
-        raise EvalInputError(f"{data}: duplicate utterance ids: {metrics._preview(duplicates)}")
+        raise EvalInputError(f"{data}: duplicate utterance ids: {metrics.preview_ids(duplicates)}")
     return utterances
 
 
@@ -139,7 +140,7 @@ def align_hypotheses(utterances: list[Utterance], hyps: dict[str, str], source: 
     unknown = [i for i in hyps if i not in known]
     if unknown:
         raise EvalInputError(f"{source}: {len(unknown)} hypothesis id(s) not in the references: "
-                             f"{metrics._preview(unknown)}")
+                             f"{metrics.preview_ids(unknown)}")
     return [hyps.get(u.id) for u in utterances]
 
 

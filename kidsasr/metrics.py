@@ -147,7 +147,7 @@ def score(
     hyps = [h.replace(" ", "") for h in hyps_spaced]
     empty = [i for i, r in zip(ids, refs) if not r]
     if empty:
-        raise ScoringError(f"{len(empty)} reference(s) empty after normalisation: {_preview(empty)}")
+        raise ScoringError(f"{len(empty)} reference(s) empty after normalisation: {preview_ids(empty)}")
     hallucinated = np.array([is_hallucination(r, h) for r, h in zip(refs, hyps)], dtype=bool)
     confusions: Counter = Counter()
     return Scores(
@@ -159,7 +159,7 @@ def score(
     )
 
 
-def _preview(items: Sequence[str], limit: int = 5) -> str:
+def preview_ids(items: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(map(str, items[:limit]))
     return shown + (f" ... (+{len(items) - limit} more)" if len(items) > limit else "")
 
