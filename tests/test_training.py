@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from transformers import (GenerationConfig, TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, WhisperConfig,
+                          WhisperForConditionalGeneration, WhisperProcessor)
+
+from kidsasr import training
+from kidsasr.audio import SAMPLE_RATE
+from kidsasr.corpus import read_corpus
+from kidsasr.manifest import Utterance, load_split
+from kidsasr.recipe import Recipe, RecipeError, load_recipe, validate
+from kidsasr.textnorm import parse_label
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+WHISPER_BASE = "openai/whisper-base"
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def prepared(tiny_corpus, tmp_path_factory) -> Path:
+    """The tiny corpus as a `kidsasr prep` output (kidsasr/manifest.py contract), cut at the label times:
+    first episode dev, second test, the rest train."""
+    out = tmp_path_factory.mktemp("prepared")
+    episodes = sorted(read_corpus(tiny_corpus), key=lambda e: e.id)
+    assert len(episodes) >= 3
+    for n, episode in enumerate(episodes):
+        split = "dev" if n == 0 else "test" if n == 1 else "train"
+        audio = episode.audio.load()
+        rows = []
+        for s in episode.sentences:
+            if s.start is None or s.end is None or s.end - s.start < 0.3:
+                continue
+            transcript = parse_label(s.text)
+            clip = audio[int(s.start * SAMPLE_RATE): int(s.end * SAMPLE_RATE)]
+            buf = io.BytesIO()
+            sf.write(buf, clip, SAMPLE_RATE, format="FLAC")
+            row = Utterance(id=f"{episode.id}_{s.index:04d}", episode_id=episode.id, split=split,
+                            audio_source=str(episode.audio), start=s.start, end=s.end, text=transcript.spelling,
+                            text_pron=transcript.pronunciation, raw_text=s.text).to_row()
+            rows.append({**row, "audio": {"bytes": buf.getvalue(), "path": None}})
+        folder = out / "dataset" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_parquet(folder / f"{episode.id}.parquet")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory) -> Path:
+    """A random-initialised 2+2-layer Whisper with whisper-base's tokenizer, feature extractor and generation
+    config (no download: those come from the offline cache)."""
+    folder = tmp_path_factory.mktemp("tiny-whisper")
+    processor = WhisperProcessor.from_pretrained(WHISPER_BASE)
+    config = WhisperConfig(vocab_size=51865, d_model=32, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, max_target_positions=448,
+                           pad_token_id=50257, bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258)
+    torch.manual_seed(0)
+    WhisperForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    GenerationConfig.from_pretrained(WHISPER_BASE).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_wav2vec2(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
+    config = Wav2Vec2Config(vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, conv_dim=(32, 32, 32), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, do_stable_layer_norm=True,
+                            feat_extract_norm="layer")
+    torch.manual_seed(0)
+    Wav2Vec2ForCTC(config).save_pretrained(folder)
+    return folder
+
+
+def recipe_for(tmp_path: Path, prepared: Path, model_path: Path, family: str = "whisper", **sections) -> Recipe:
+    recipe = Recipe(name="tiny")
+    recipe.model.family = family
+    recipe.model.name_or_path = str(model_path)
+    recipe.data.prep_dir = str(prepared)
+    recipe.augment.enabled = False
+    t = recipe.train
+    t.output_dir, t.batch_size, t.eval_batch_size, t.learning_rate = str(tmp_path / "run"), 4, 4, 3e-3
+    t.max_steps, t.logging_steps, t.eval_steps, t.save_steps, t.max_new_tokens = 6, 1, 100, 100, 8
+    t.warmup_steps, t.group_by_length = 0, family == "whisper"
+    recipe.export.ct2 = False
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(recipe, section), key, value)
+    return validate(recipe)
+
+
+def losses(trainer) -> list[float]:
+    return [h["loss"] for h in trainer.state.log_history if "loss" in h]
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_recipes_validate(path):
+    recipe = load_recipe(path, check_data=False)
+    assert recipe.name == path.stem
+    if recipe.model.family == "whisper":
+        assert (recipe.model.language, recipe.model.task) == ("ko", "transcribe")
+
+
+def test_recipe_set_is_complete():
+    names = {p.stem for p in RECIPES.glob("*.yaml")}
+    assert {"whisper_base_kids", "whisper_small_kids", "whisper_large_v3_kids", "wav2vec2_xlsr_kids", "demo_cpu",
+            "bench_cpu"} <= names
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.lerning_rate=0.1", "train.lerning_rate: unknown key"),
+    ("optimizer.lr=0.1", "optimizer: unknown key"),
+    ("train.learning_rate=-1", "train.learning_rate: must be > 0"),
+    ("train.batch_size=0", "train.batch_size: must be >= 1"),
+    ("train.batch_size=four", "train.batch_size: expected an integer"),
+    ("augment.pitch_prob=1.5", "augment.pitch_prob: must be in [0, 1]"),
+    ("augment.noise_snr_db=[30, 5]", "augment.noise_snr_db: expected [min, max]"),
+    ("model.family=rnnt", "model.family: must be one of"),
+    ("data.max_duration=45", "data.max_duration: Whisper takes at most 30 s"),
+    ("train.encoder_cache_layer=6", "train.encoder_cache_layer: cached layers must be frozen"),
+    ("augment.music_dir=/no/such/music", "augment.music_dir: no such folder"),
+    ("data.prep_dir=/no/such/prep", "data.prep_dir: no such folder"),
+    ("model.name_or_path=/no/such/model", "model.name_or_path: no such folder"),
+])
+def test_recipe_errors_name_the_key(override, key):
+    with pytest.raises(RecipeError, match=key.replace("[", r"\[").replace("]", r"\]")) as err:
+        load_recipe(RECIPES / "demo_cpu.yaml", [override], check_data=override.startswith("data.prep_dir"))
+    assert "demo_cpu.yaml" in str(err.value)
+
+
+def test_missing_split_is_named(tmp_path):
+    (tmp_path / "dataset" / "train").mkdir(parents=True)
+    with pytest.raises(RecipeError, match="data.train_split: no parquet shards"):
+        load_recipe(RECIPES / "demo_cpu.yaml", [f"data.prep_dir={tmp_path}"])
+
+
+def test_overrides_are_typed():
+    recipe = load_recipe(RECIPES / "demo_cpu.yaml", ["train.max_steps=7", "augment.enabled=false"], check_data=False)
+    assert recipe.train.max_steps == 7 and recipe.augment.enabled is False
+
+
+# ------------------------------------------------------------------------------------------------ text and labels
+def test_syllable_and_jamo_vocabularies():
+    texts = ["나는 사과", "사과 좋아"]
+    syllables = training.build_vocab(texts, "syllable")
+    assert list(syllables)[:3] == ["[PAD]", "[UNK]", "|"] and syllables["[PAD]"] == 0
+    assert set(syllables) - {"[PAD]", "[UNK]", "|"} == set("나는사과좋아")
+    jamo = training.build_vocab(texts, "jamo")
+    assert "ㅅ" not in jamo and "\u1109" in jamo  # conjoining choseong SIOS, not the compatibility letter
+    assert len(jamo) - 3 < len(set("".join(training.to_units(t, "jamo") for t in texts)))
+    unit_text = training.to_units("사과 좋아", "jamo")
+    assert len(unit_text) > len("사과 좋아") and training.from_units(unit_text, "jamo") == "사과 좋아"
+    with pytest.raises(ValueError, match="empty"):
+        training.build_vocab(["  "], "syllable")
+
+
+def test_ctc_tokenizer_round_trip(tmp_path):
+    vocab = training.build_vocab(["사과 좋아"], "jamo")
+    tok = training.ctc_processor(vocab, tmp_path).tokenizer
+    ids = tok(training.to_units("사과 좋아", "jamo")).input_ids
+    assert vocab["|"] in ids and vocab["[PAD]"] not in ids
+    assert training.from_units(tok.decode(ids, group_tokens=False), "jamo") == "사과 좋아"
+
+
+def test_whisper_labels_carry_the_korean_prefix_and_pad_with_minus_100():
+    processor = WhisperProcessor.from_pretrained(WHISPER_BASE)
+    tok = processor.tokenizer
+    tok.set_prefix_tokens(language="ko", task="transcribe", predict_timestamps=False)
+    labels = training.whisper_labels(tok, "사과 세 개")
+    assert tok.convert_ids_to_tokens(labels[:3]) == ["<|ko|>", "<|transcribe|>", "<|notimestamps|>"]
+    assert labels[-1] == tok.eos_token_id and "<|startoftranscript|>" not in tok.convert_ids_to_tokens(labels)
+    assert tok.decode(labels, skip_special_tokens=True) == "사과 세 개"
+    batch = training.pad_labels([labels, labels[:5]])
+    assert batch.shape == (2, len(labels)) and (batch[1, 5:] == -100).all()
+
+
+def test_whisper_collator_shapes(prepared):
+    processor = WhisperProcessor.from_pretrained(WHISPER_BASE)
+    processor.tokenizer.set_prefix_tokens(language="ko", task="transcribe", predict_timestamps=False)
+    recipe = load_recipe(RECIPES / "demo_cpu.yaml", [f"data.prep_dir={prepared}"])
+    split = training.load_training_split(recipe, "train", processor.tokenizer)
+    rows = [split.dataset[i] for i in range(3)]
+    batch = training.WhisperCollator(processor, training.ClipSource(None, 0))(rows)
+    assert batch["input_features"].shape == (3, 80, 3000)
+    assert batch["labels"].shape[0] == 3 and (batch["labels"][:, 0] == 50264).all()  # <|ko|>
+    assert (batch["labels"] == -100).any() or len({len(r["target"]) for r in rows}) == 1
+
+
+def test_ctc_collator_shapes(prepared, tmp_path):
+    recipe = load_recipe(RECIPES / "wav2vec2_xlsr_kids.yaml", [f"data.prep_dir={prepared}"])
+    split = training.load_training_split(recipe, "train")
+    assert all(" " not in t or "|" not in t for t in split.dataset["target"])
+    processor = training.ctc_processor(training.build_vocab(list(split.dataset["target"]), "syllable"), tmp_path)
+    rows = [split.dataset[i] for i in range(3)]
+    batch = training.CTCCollator(processor, training.ClipSource(None, 0), "syllable")(rows)
+    longest = max(int(round(r["input_length"] * SAMPLE_RATE)) for r in rows)
+    assert batch["input_values"].shape == (3, longest) == batch["attention_mask"].shape
+    assert batch["labels"].shape[0] == 3 and (batch["labels"][batch["labels"] != -100] >= 2).all()
+
+
+def test_pack_windows_respects_seconds_and_tokens():
+    windows = training.pack_windows([10, 10, 10, 35, 5, 5], [10, 10, 200, 10, 10, 10], 30.0, 0.5, 100)
+    assert windows == [[0, 1], [2], [3], [4, 5]]
+    assert sum(windows, []) == list(range(6))
+
+
+# ------------------------------------------------------------------------------------------------ data errors
+def test_all_rejected_split_is_a_clear_error(prepared, tiny_whisper, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, data={"min_duration": 29.0})
+    with pytest.raises(ValueError, match=r"split 'train': all \d+ utterances rejected .*shorter than 29.0 s"):
+        training.load_training_split(recipe, "train")
+
+
+def test_kept_plus_rejected_is_read(prepared, tiny_whisper, tmp_path):
+    rows = load_split(prepared, "train")
+    median = float(np.median([e - s for s, e in zip(rows["start"], rows["end"])]))
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, data={"max_duration": median})
+    split = training.load_training_split(recipe, "train")
+    assert 0 < len(split.dataset) < split.read
+    assert len(split.dataset) + sum(split.rejected.values()) == split.read == len(load_split(prepared, "train"))
+
+
+def test_split_without_shards_is_a_clear_error(prepared, tiny_whisper, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, data={"test_split": "holdout"})
+    with pytest.raises(FileNotFoundError, match="no parquet shards for split 'holdout'"):
+        training.load_training_split(recipe, "holdout")
+
+
+# ------------------------------------------------------------------------------------------------ models train
+def test_encoder_cache_is_exact(tiny_whisper):
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    features = torch.randn(2, 80, 3000)
+    with torch.no_grad():
+        full = model.get_encoder()(features).last_hidden_state
+        split = training.encode_upper(model, training.encode_lower(model, features, 1), 1).last_hidden_state
+    torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_whisper_loss_goes_down(prepared, tiny_whisper, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper)
+    setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
+    setup.trainer.train()
+    seen = losses(setup.trainer)
+    assert len(seen) == 6 and np.mean(seen[-2:]) < seen[0]
+
+
+def test_tiny_wav2vec2_loss_goes_down(prepared, tiny_wav2vec2, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_wav2vec2, family="wav2vec2",
+                        model={"mask_time_prob": 0.0}, train={"learning_rate": 1e-3, "max_steps": 8})
+    setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
+    setup.trainer.train()
+    seen = losses(setup.trainer)
+    assert np.mean(seen[-2:]) < seen[0]
+    assert json.loads((tmp_path / "run" / "vocab.json").read_text())["|"] == 2
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def record_batches(trainer) -> list[list[int]]:
+    """The label rows each optimisation step sees."""
+    seen: list[list[int]] = []
+    step = trainer.training_step
+
+    def recording(model, inputs, *args, **kwargs):
+        seen.append(inputs["labels"][:, :6].tolist())
+        return step(model, inputs, *args, **kwargs)
+
+    trainer.training_step = recording
+    return seen
+
+
+def test_killed_run_resumes_with_the_same_step_and_data_order(prepared, tiny_whisper, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, train={"max_steps": 4, "save_steps": 2, "batch_size": 2},
+                        augment={"enabled": True, "noise_prob": 1.0})
+    straight = training.build(recipe, tmp_path / "straight", tmp_path / "cache")
+    straight_batches = record_batches(straight.trainer)
+    straight.trainer.train()
+
+    interrupted = training.build(recipe, tmp_path / "resumed", tmp_path / "cache")
+    interrupted.trainer.add_callback(StopAt(2))
+    interrupted.trainer.train()
+    assert interrupted.trainer.state.global_step == 2
+    checkpoint = training.last_checkpoint(tmp_path / "resumed")
+    assert checkpoint and checkpoint.endswith("checkpoint-2")
+
+    resumed = training.build(recipe, tmp_path / "resumed", tmp_path / "cache")
+    resumed_batches = record_batches(resumed.trainer)
+    resumed.trainer.train(resume_from_checkpoint=checkpoint)
+    assert resumed.trainer.state.global_step == 4
+    assert resumed_batches == straight_batches[2:]
+    assert losses(resumed.trainer)[-1] == pytest.approx(losses(straight.trainer)[-1], rel=1e-4)
+
+
+def test_cached_encoder_run_exports_a_model_card(prepared, tiny_whisper, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, model={"frozen_encoder_layers": 1},
+                        data={"pack_seconds": 30.0, "max_test_utterances": 4, "max_dev_utterances": 4},
+                        train={"encoder_cache_layer": 1, "max_steps": 3, "save_steps": 2})
+    recipe.export.ct2 = True
+    results = training.train(recipe)
+    out = Path(recipe.train.output_dir)
+    assert results["global_step"] == 3 and 0 <= results["dev_cer"] and "zero_shot_test_cer" in results
+    best = out / "best"
+    card = (best / "README.md").read_text()
+    assert "| this model |" in card and "zero-shot" in card and "demo" not in card.split("## Recipe")[0]
+    generation = json.loads((best / "generation_config.json").read_text())
+    assert generation["language"] == "ko" and generation["task"] == "transcribe"
+    assert (best / "tokenizer.json").is_file() or (best / "vocab.json").is_file()
+    assert (out / "ct2" / "model.bin").is_file()
+    assert json.loads((out / "results.json").read_text())["test_cer"] == results["test_cer"]
+    shutil.rmtree(out)
