@@ -35,7 +35,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, AudioError
 from .cleaning import CleaningConfig, EpisodeSignal, analyse, flac_bytes, normalise, segment_quality
 from .corpus import Episode, ReadReport, Sentence
-from .fileio import atomic_path, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from .fileio import atomic_path, write_json_atomic, write_text_atomic
 from .filters import (REASONS, FilterConfig, Rejection, check_confidence, check_duration, check_quality,
                       check_rate, check_text, overlapping_neighbours, reader_reason_code)
 from .manifest import SPLITS, Utterance
@@ -406,12 +406,15 @@ def write_stage(out: Path, work: Path, keys: list[str], config: OutputConfig) ->
     import pyarrow.parquet as pq
 
     shards: dict[str, list[str]] = {}
-    markers = {k: json.loads((work / f"{k}.json").read_text(encoding="utf-8")) for k in keys}
+    summary = {}  # key -> (split, episode id, kept rows); the markers themselves are not kept in memory
+    for key in keys:
+        marker = _load_marker(work, key)
+        summary[key] = (marker["split"], marker["episode_id"], len(marker["kept"]))
     schema = dataset_features().arrow_schema
     for split in SPLITS:
-        split_keys = sorted((k for k in keys if markers[k]["split"] == split and markers[k]["kept"]),
-                            key=lambda k: markers[k]["episode_id"])
-        total = sum(len(markers[k]["kept"]) for k in split_keys)
+        split_keys = sorted((k for k in keys if summary[k][0] == split and summary[k][2]),
+                            key=lambda k: summary[k][1])
+        total = sum(summary[k][2] for k in split_keys)
         n_shards = max(1, -(-total // config.rows_per_shard))
         names = [f"data-{i:05d}-of-{n_shards:05d}.parquet" for i in range(n_shards)]
         split_dir = out / "dataset" / split
@@ -425,62 +428,97 @@ def write_stage(out: Path, work: Path, keys: list[str], config: OutputConfig) ->
     return shards
 
 
+def _load_marker(work: Path, key: str) -> dict:
+    return json.loads((work / f"{key}.json").read_text(encoding="utf-8"))
+
+
 def _write_shards(split_dir: Path, names: list[str], tables: Iterable, rows_per_shard: int, schema) -> None:
-    import pyarrow as pa
+    """Stream episode tables into shards of `rows_per_shard` rows; memory holds one episode's table at a time."""
     import pyarrow.parquet as pq
 
     tables = iter(tables)
-    buffered = pa.Table.from_pylist([], schema=schema)
+    pending = None
     for name in names:
-        while buffered.num_rows < rows_per_shard:
-            table = next(tables, None)
-            if table is None:
-                break
-            buffered = pa.concat_tables([buffered, table])
-        with atomic_path(split_dir / name) as tmp:
-            pq.write_table(buffered.slice(0, rows_per_shard), tmp)
-        buffered = buffered.slice(rows_per_shard)
+        room = rows_per_shard
+        with atomic_path(split_dir / name) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+            while room > 0:
+                if pending is None or pending.num_rows == 0:
+                    pending = next(tables, None)
+                    if pending is None:
+                        break
+                part = pending.slice(0, room)
+                writer.write_table(part)
+                room -= part.num_rows
+                pending = pending.slice(part.num_rows)
 
 
-def _hours(rows: Iterable[dict]) -> float:
-    return sum((r.get("end") or 0) - (r.get("start") or 0) for r in rows) / 3600
+@dataclass
+class Tally:
+    """The report's figures, accumulated one row at a time so the parent never holds every row."""
 
+    kept: int = 0
+    rejected: int = 0  # sentences
+    episodes: int = 0
+    audio_hours: float = 0.0
+    kept_hours: float = 0.0
+    rejected_hours: float = 0.0
+    splits: dict = field(default_factory=lambda: {s: {"utterances": 0, "hours": 0.0, "episodes": set()}
+                                                  for s in SPLITS})
+    categories: dict = field(default_factory=lambda: defaultdict(
+        lambda: {s: {"utterances": 0, "hours": 0.0} for s in SPLITS}))
+    conditions: Counter = field(default_factory=Counter)
+    reasons: dict = field(default_factory=lambda: defaultdict(lambda: {"items": 0, "sentences": 0, "hours": 0.0}))
+    corrections: list = field(default_factory=list)
 
-def build_report(read: ReadReport, kept: list[dict], rejected: list[dict], markers: list[dict],
-                 grouped_by: str, config: PrepConfig, shards: dict[str, list[str]]) -> dict:
-    kept_by_split = {s: [r for r in kept if r["split"] == s] for s in SPLITS}
-    rejected_sentences = sum(r["sentences"] for r in rejected)
-    by_reason: dict[str, dict] = defaultdict(lambda: {"items": 0, "sentences": 0, "hours": 0.0})
-    for r in rejected:
-        entry = by_reason[r["reason"]]
-        entry["items"] += 1
-        entry["sentences"] += r["sentences"]
-        entry["hours"] += (r["duration"] or 0.0) / 3600
-    by_category: dict[str, dict] = defaultdict(lambda: {s: {"utterances": 0, "hours": 0.0} for s in SPLITS})
-    for r in kept:
-        cell = by_category[r["category"] or "unknown"][r["split"]]
+    def add_episode(self, marker: dict) -> None:
+        self.episodes += 1
+        self.audio_hours += marker["audio_hours"]
+        self.corrections += marker["corrections"]
+
+    def add_kept(self, row: dict) -> None:
+        hours = (row["end"] - row["start"]) / 3600
+        self.kept += 1
+        self.kept_hours += hours
+        split = self.splits[row["split"]]
+        split["utterances"] += 1
+        split["hours"] += hours
+        split["episodes"].add(row["episode_id"])
+        cell = self.categories[row["category"] or "unknown"][row["split"]]
         cell["utterances"] += 1
-        cell["hours"] += (r["end"] - r["start"]) / 3600
-    corrections = np.array([c for m in markers for c in m["corrections"]], dtype=float).reshape(-1, 2)
+        cell["hours"] += hours
+        self.conditions[row["condition"]] += 1
+
+    def add_rejected(self, row: dict) -> None:
+        hours = (row["duration"] or 0.0) / 3600
+        self.rejected += row["sentences"]
+        self.rejected_hours += hours
+        entry = self.reasons[row["reason"]]
+        entry["items"] += 1
+        entry["sentences"] += row["sentences"]
+        entry["hours"] += hours
+
+
+def build_report(read: ReadReport, tally: Tally, grouped_by: str, config: PrepConfig,
+                 shards: dict[str, list[str]]) -> dict:
+    corrections = np.array(tally.corrections, dtype=float).reshape(-1, 2)
     return {
         "sentences_read": read.sentences_read,
         "labels_read": read.labels_read,
-        "episodes_processed": len(markers),
-        "sentences_kept": len(kept),
-        "sentences_rejected": rejected_sentences,
-        "accounted": len(kept) + rejected_sentences == read.sentences_read,
-        "audio_hours_read": round(sum(m["audio_hours"] for m in markers), 4),
-        "labelled_hours_kept": round(_hours(kept), 4),
-        "labelled_hours_rejected": round(_hours(r for r in rejected if r["duration"] is not None), 4),
-        "splits": {s: {"utterances": len(kept_by_split[s]), "hours": round(_hours(kept_by_split[s]), 4),
-                       "episodes": len({r["episode_id"] for r in kept_by_split[s]}), "shards": shards.get(s, [])}
-                   for s in SPLITS},
+        "episodes_processed": tally.episodes,
+        "sentences_kept": tally.kept,
+        "sentences_rejected": tally.rejected,
+        "accounted": tally.kept + tally.rejected == read.sentences_read,
+        "audio_hours_read": round(tally.audio_hours, 4),
+        "labelled_hours_kept": round(tally.kept_hours, 4),
+        "labelled_hours_rejected": round(tally.rejected_hours, 4),
+        "splits": {s: {"utterances": v["utterances"], "hours": round(v["hours"], 4), "episodes": len(v["episodes"]),
+                       "shards": shards.get(s, [])} for s, v in tally.splits.items()},
         "splits_disjoint_by": grouped_by,
         "categories": {c: {s: {"utterances": v["utterances"], "hours": round(v["hours"], 4)} for s, v in d.items()}
-                       for c, d in sorted(by_category.items())},
-        "conditions": dict(sorted(Counter(r["condition"] for r in kept).items())),
+                       for c, d in sorted(tally.categories.items())},
+        "conditions": dict(sorted(tally.conditions.items())),
         "rejected_by_reason": {k: {**v, "hours": round(v["hours"], 4), "meaning": REASONS.get(k, "")}
-                               for k, v in sorted(by_reason.items())},
+                               for k, v in sorted(tally.reasons.items())},
         "reader_warnings": [{"path": i.path, "reason": i.reason} for i in read.issues if i.severity != "error"],
         "boundary_corrections": {
             "aligner": config.alignment.aligner,
@@ -526,13 +564,13 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_corrections(markers: list[dict], path: Path, aligner: str) -> None:
+def plot_corrections(corrections: list, path: Path, aligner: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    corrections = np.array([c for m in markers for c in m["corrections"]], dtype=float).reshape(-1, 2)
+    corrections = np.array(corrections, dtype=float).reshape(-1, 2)
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(-1.0, 1.0, 41)
     for column, name in ((0, "start"), (1, "end")):
@@ -588,21 +626,36 @@ def prepare(corpus: str | os.PathLike, out: str | os.PathLike, config: PrepConfi
     run_tasks(todo, workers, ray_address)
 
     print(f"prep [4/5 write] {out}/dataset, manifest.jsonl, rejected.jsonl", file=sys.stderr)
-    keys = [t.key for t in tasks]
+    keys = [t.key for t in sorted(tasks, key=lambda t: (t.episode.id, t.key))]
     shards = write_stage(out, work, keys, config.output)
-    markers = sorted((json.loads((work / f"{k}.json").read_text(encoding="utf-8")) for k in keys),
-                     key=lambda m: m["episode_id"])
-    kept = [r for m in markers for r in m["kept"]]
-    rejected = reader_rejections(read) + [r for m in markers for r in m["rejected"]]
-    write_jsonl_atomic(out / "manifest.jsonl", kept)
-    write_jsonl_atomic(out / "rejected.jsonl", rejected)
+    tally = write_manifests(out, work, keys, reader_rejections(read))
 
     print(f"prep [5/5 report] {out}/report.md", file=sys.stderr)
-    report = build_report(read, kept, rejected, markers, grouped_by, config, shards)
+    report = build_report(read, tally, grouped_by, config, shards)
     write_json_atomic(out / "report.json", report)
     write_text_atomic(out / "report.md", report_markdown(report))
-    plot_corrections(markers, out / "boundary_corrections.png", config.alignment.aligner)
+    plot_corrections(tally.corrections, out / "boundary_corrections.png", config.alignment.aligner)
     return report
+
+
+def write_manifests(out: Path, work: Path, keys: list[str], reader_rows: list[dict]) -> Tally:
+    """manifest.jsonl and rejected.jsonl, one episode's marker at a time, in episode order."""
+    tally = Tally()
+    with atomic_path(out / "manifest.jsonl") as manifest_tmp, atomic_path(out / "rejected.jsonl") as rejected_tmp, \
+            open(manifest_tmp, "w", encoding="utf-8") as manifest, open(rejected_tmp, "w", encoding="utf-8") as rejected:
+        for row in reader_rows:
+            rejected.write(json.dumps(row, ensure_ascii=False) + "\n")
+            tally.add_rejected(row)
+        for key in keys:
+            marker = _load_marker(work, key)
+            tally.add_episode(marker)
+            for row in marker["kept"]:
+                manifest.write(json.dumps(row, ensure_ascii=False) + "\n")
+                tally.add_kept(row)
+            for row in marker["rejected"]:
+                rejected.write(json.dumps(row, ensure_ascii=False) + "\n")
+                tally.add_rejected(row)
+    return tally
 
 
 def run(args: argparse.Namespace) -> int:
