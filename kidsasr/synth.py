@@ -540,8 +540,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stamp = json.loads((Path(args.out) / STAMP_FILE).read_text(encoding="utf-8"))
     rss = f"peak RSS {_peak_rss_mb(resource.RUSAGE_SELF):.0f} MB"
-    if workers > 1:  # with one worker, children are only espeak-ng and forked copies of this process
-        rss += f" (main), {_peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB (largest worker)"
+    worker_rss = _peak_rss_mb(resource.RUSAGE_CHILDREN)
+    if workers > 1 and worker_rss:  # with one worker, children are only espeak-ng and forked copies of this process
+        rss += f" (main), {worker_rss:.0f} MB (largest worker)"
     print(f"synth: {stamp['episodes']} episodes, {stamp['sentences']} sentences, "
           f"{stamp['audio_seconds'] / 60:.1f} min of audio in {time.perf_counter() - started:.1f} s; {rss}; "
           f"labels and audio under {Path(args.out) / DATA_DIR}, true times in {Path(args.out) / TRUTH_FILE}")
