@@ -438,8 +438,8 @@ def ctc_processor(vocab: dict[str, int], out_dir: Path) -> Wav2Vec2Processor:
     """Character tokenizer (vocabulary saved as OUT/vocab.json) and feature extractor for CTC."""
     vocab_file = out_dir / "vocab.json"
     write_json_atomic(vocab_file, vocab)
-    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token=UNK_CHAR, pad_token=PAD_CHAR,
-                                     word_delimiter_token=WORD_DELIMITER)
+    tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token=UNK_CHAR, pad_token=PAD_CHAR, bos_token=None,
+                                     eos_token=None, word_delimiter_token=WORD_DELIMITER)
     features = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
                                         do_normalize=True, return_attention_mask=True)
     return Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer)

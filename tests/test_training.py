@@ -247,12 +247,17 @@ def test_encoder_cache_is_exact(tiny_whisper):
     torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
 
 
-def test_tiny_whisper_loss_goes_down(prepared, tiny_whisper, tmp_path):
-    recipe = recipe_for(tmp_path, prepared, tiny_whisper)
+def test_tiny_whisper_trains_with_dev_cer_and_early_stopping(prepared, tiny_whisper, tmp_path):
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper,
+                        train={"eval_steps": 3, "save_steps": 3, "early_stopping_patience": 2})
     setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
     setup.trainer.train()
     seen = losses(setup.trainer)
     assert len(seen) == 6 and np.mean(seen[-2:]) < seen[0]
+    curve = [h["eval_cer"] for h in setup.trainer.state.log_history if "eval_cer" in h]
+    assert len(curve) == 2 and all(c >= 0 for c in curve)
+    assert setup.trainer.state.best_metric == min(curve)
+    assert list((tmp_path / "run" / "runs").rglob("events.out.tfevents.*"))
 
 
 def test_tiny_wav2vec2_loss_goes_down(prepared, tiny_wav2vec2, tmp_path):
@@ -262,6 +267,7 @@ def test_tiny_wav2vec2_loss_goes_down(prepared, tiny_wav2vec2, tmp_path):
     setup.trainer.train()
     seen = losses(setup.trainer)
     assert np.mean(seen[-2:]) < seen[0]
+    assert training.score(setup, "dev") >= 0
     assert json.loads((tmp_path / "run" / "vocab.json").read_text())["|"] == 2
 
 
