@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from tqdm import tqdm
 
 from . import broadcast_mix as mix
 from .audio import SAMPLE_RATE, to_pcm16
@@ -401,8 +403,6 @@ def _init_worker(seed: int, pools: dict[str, list[tuple[str, str]]], out: Path) 
 def write_wav_blocks(path: Path, audio: np.ndarray, block: int = 60 * SR) -> None:
     """Atomically write 16-bit WAV a minute at a time: the same bytes as `audio.write_wav`, without holding a
     second full-length copy of a 20-minute episode."""
-    import soundfile as sf
-
     with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", SR, 1, "PCM_16", format="WAV") as wav:
         for start in range(0, audio.size, block):
             wav.write(to_pcm16(audio[start:start + block]))
@@ -464,8 +464,6 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
     `workers` defaults to one process for tiny and demo and to every core for bench; the bytes written do not
     depend on it.
     """
-    from tqdm import tqdm
-
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: expected one of {', '.join(SIZES)}")
     require_espeak()
