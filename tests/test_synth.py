@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -201,6 +202,18 @@ def test_voice_profiles_are_distinct_real_variants():
         assert audio.shape != plain.shape or not np.array_equal(audio, plain), variant
     clips = {v.id: speak(text, v) for v in CHILD_VOICES + ADULT_HOSTS}
     assert len({clip.tobytes() for clip in clips.values()}) == len(clips)
+
+
+def test_child_shift_raises_the_spectrum_and_keeps_the_speaking_rate():
+    def centroid(audio: np.ndarray) -> float:
+        magnitude = np.abs(np.fft.rfft(audio))
+        return float((np.fft.rfftfreq(audio.size, 1 / 16000) * magnitude).sum() / magnitude.sum())
+
+    child = next(v for v in CHILD_VOICES if v.semitones >= 5.0)
+    text = "안녕하세요 친구들 오늘은 무엇을 할까요"
+    shifted, unshifted = speak(text, child), speak(text, dataclasses.replace(child, semitones=0.0))
+    assert centroid(shifted) > 1.1 * centroid(unshifted)
+    assert shifted.size == pytest.approx(unshifted.size, rel=0.1)
 
 
 def test_blockwise_wav_has_the_bytes_of_write_wav(tmp_path):
