@@ -21,6 +21,8 @@ RECIPE   ?= recipes/demo_cpu.yaml
 MODEL    ?= openai/whisper-base
 DATA     ?= $(OUT)
 SPLIT    ?= test
+SIZE     ?= demo
+SEED     ?= 0
 
 .PHONY: setup deps-system demo test synth prep train eval subtitle export \
         bench-subtitle bench-prep bench-eval bench-train-cpu clean
@@ -55,7 +57,7 @@ test: setup
 	$(BIN)/python -m pytest -q -ra
 
 synth: setup
-	$(KIDSASR) synth --size demo --seed 0 --out $(CORPUS)
+	$(KIDSASR) synth --size $(SIZE) --seed $(SEED) --out $(CORPUS)
 
 prep: setup
 	$(KIDSASR) prep --config data_prep/config.yaml --corpus $(CORPUS) --out $(OUT)
