@@ -68,6 +68,14 @@ def test_snap_moves_edges_to_close_speech_edges_only():
     assert speech_coverage(2.0, 4.0, regions) == pytest.approx(0.5 / 2 + 0.9 / 2)
 
 
+def test_snap_prefers_a_speech_edge_that_confirms_the_label():
+    regions = [(1.0, 2.0), (2.3, 4.0)]
+    # the estimate (1.9) is nearer the 2.3 onset, but the label's start sits on the 1.0 onset: the audio confirms it
+    assert snap_to_speech(1.9, 3.9, regions, 0.6, label=(1.02, 3.5)) == (1.0, 4.0, True)
+    assert snap_to_speech(1.9, 3.9, regions, 0.6) == (2.3, 4.0, True)
+    assert snap_to_speech(1.9, 3.9, regions, 0.6, label=(1.3, 3.5)) == (2.3, 4.0, True)  # a loose label: no say
+
+
 def test_pack_windows_groups_neighbours_and_splits_overlaps_and_long_spans():
     items = [AlignItem("가", 1.0, 3.0), AlignItem("나", 4.0, 6.0), AlignItem("다", 5.0, 8.0),  # 다 overlaps 나
              AlignItem("라", 20.0, 29.0), AlignItem("마", 40.0, 42.0), AlignItem("바", None, None)]
