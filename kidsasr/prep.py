@@ -202,18 +202,19 @@ def _align(signal: EpisodeSignal, sentences: list[Sentence], texts: list[str],
            config: AlignConfig) -> list[tuple[float, float, float] | Rejection]:
     """Refined (start, end, confidence) per sentence, or why the aligner could not place it.
 
-    Sentences with label times are refined one by one; those without are placed by the long-form mode.
+    Sentences with label times are refined around them; those without are placed by the long-form mode.
     """
     from .alignment import AlignItem
 
     aligner = _aligner(config)
     timed = [i for i, s in enumerate(sentences) if s.start is not None and s.end is not None]
-    untimed = [i for i in range(len(sentences)) if i not in set(timed)]
+    untimed = [i for i, s in enumerate(sentences) if s.start is None or s.end is None]
     results: list = [None] * len(sentences)
     found = aligner.align(signal.audio, [AlignItem(texts[i], sentences[i].start, sentences[i].end) for i in timed])
     if untimed:
         found += aligner.align_long(signal.audio, [texts[i] for i in untimed])
     for i, alignment in zip(timed + untimed, found):
+        # A placement the aligner only doubts keeps its times: filters.min_confidence (the config) decides.
         if alignment.ok or "confidence" in alignment.reason:
             results[i] = (alignment.start, alignment.end, alignment.confidence)
         else:
