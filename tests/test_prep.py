@@ -193,6 +193,24 @@ def test_process_pool_and_ray_give_identical_output(reference_run, tiny_corpus, 
     assert output_files(tmp_path / "ray") == output_files(ref_out)
 
 
+def test_zip_parts_give_the_same_utterances_as_folders(reference_run, tmp_path):
+    """The distributed packaging (TS_/TL_ zip parts) is read in place, with the same result as extracted folders."""
+    from kidsasr.synth import generate
+
+    ref_out, _ = reference_run
+    corpus = generate("tiny", seed=0, out=tmp_path / "zipped", zip_parts=True)
+    assert list(corpus.rglob("*.zip")) and not list(corpus.rglob("*.wav"))
+    prepare(corpus, tmp_path / "out", no_align_config())
+
+    def rows(out: Path) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k != "audio_source"}
+                for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+
+    assert rows(tmp_path / "out") == rows(ref_out)
+    assert all("!" in json.loads(line)["audio_source"]
+               for line in (tmp_path / "out" / "manifest.jsonl").read_text(encoding="utf-8").splitlines())
+
+
 @pytest.mark.slow
 def test_whisper_aligner_end_to_end(tiny_corpus, tmp_path):
     """The default recipe (whisper-base forced alignment) on the tiny corpus; every kept row has a confidence."""
