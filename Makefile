@@ -22,10 +22,11 @@ MODEL    ?= openai/whisper-base
 DATA     ?= $(OUT)
 SPLIT    ?= test
 SIZE     ?= demo
+WORKERS  ?= 1
 SEED     ?= 0
 
 .PHONY: setup deps-system demo test synth prep train eval subtitle export \
-        bench-subtitle bench-prep bench-eval bench-train-cpu clean
+        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu clean
 
 setup: $(VENV)/.setup-done deps-system
 
@@ -60,7 +61,7 @@ synth: setup
 	$(KIDSASR) synth --size $(SIZE) --seed $(SEED) --out $(CORPUS)
 
 prep: setup
-	$(KIDSASR) prep --config data_prep/config.yaml --corpus $(CORPUS) --out $(OUT)
+	$(KIDSASR) prep --config data_prep/config.yaml --corpus $(CORPUS) --out $(OUT) --workers $(WORKERS)
 
 train: setup
 	$(KIDSASR) train --recipe $(RECIPE)
@@ -76,6 +77,12 @@ bench-subtitle: setup
 
 bench-prep: setup
 	$(BIN)/python data_prep/bench_prep.py
+
+bench-align: setup
+	$(BIN)/python -m kidsasr.alignment --corpus $(CORPUS)
+
+bench-cues: setup
+	$(BIN)/python subtitle/oracle_cues.py
 
 bench-eval: setup
 	$(BIN)/python eval/bench_scoring.py
