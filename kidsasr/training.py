@@ -639,7 +639,10 @@ def write_model_card(path: Path, recipe: Recipe, results: dict) -> None:
         f"# {recipe.name}: {recipe.model.name_or_path} fine-tuned on Korean children's broadcast speech", "",
         recipe.description.strip(), "",
         "## Data", "",
-        f"Prepared corpus: `{recipe.data.prep_dir}` (kidsasr prep), text field `{recipe.data.text_field}`.", "",
+        f"Prepared corpus: `{recipe.data.prep_dir}` (kidsasr prep), text field `{recipe.data.text_field}`."
+        + (f" The train row includes {recipe.augment.bank_sentences} utterances spoken from the kidsasr text bank"
+           " (sentences that occur in dev or test excluded)." if recipe.augment.enabled and
+           recipe.augment.bank_sentences else ""), "",
         "| split | utterances kept | of read | hours |", "| --- | --- | --- | --- |",
         *[f"| {k} | {v['kept']} | {v['read']} | {v['hours']:.2f} |" for k, v in data.items()], "",
         "## Results (CER, kidsasr scoring normalisation)", "",
@@ -688,8 +691,6 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
     train_started = time.monotonic()
     setup.trainer.train(resume_from_checkpoint=checkpoint)
     train_minutes = (time.monotonic() - train_started) / 60
-    if not setup.trainer.is_world_process_zero():
-        return {}
 
     results: dict[str, Any] = {
         "recipe": recipe.source, "global_step": setup.trainer.state.global_step,
@@ -718,6 +719,8 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
             baseline = build(recipe, out / "zero-shot", out / "cache", splits={"test": test})
             results["zero_shot_test_cer"] = score(baseline, "test")
             shutil.rmtree(out / "zero-shot", ignore_errors=True)
+    if not setup.trainer.is_world_process_zero():  # every process scores (predict gathers), one exports
+        return {}
     best = export_best(setup, out, results)
     results["best"] = str(best)
     results["total_minutes"] = (time.monotonic() - started) / 60
