@@ -58,8 +58,8 @@ class DecodeOptions:
     batch_size: int = 8
     # New tokens allowed per second of clip (fast child speech is ~7 syllables/s, about as many tokens), and a
     # hard cap: a looping decoder stops there instead of at Whisper's 448-token limit.
-    tokens_per_second: float = 10.0
-    max_new_tokens: int = 160
+    tokens_per_second: float = 12.0
+    max_new_tokens: int = 256
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
     num_threads: int = 0  # 0: the backend's default
