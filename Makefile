@@ -73,7 +73,7 @@ subtitle: setup
 	$(KIDSASR) subtitle $(EPISODE) -o $(VTT)
 
 bench-subtitle: setup
-	$(BIN)/python eval/bench_subtitle.py
+	$(BIN)/python eval/bench_subtitle.py $(if $(BENCH_MODEL),--model $(BENCH_MODEL))
 
 bench-prep: setup
 	$(BIN)/python data_prep/bench_prep.py
