@@ -64,7 +64,7 @@ prep: setup
 	$(KIDSASR) prep --config data_prep/config.yaml --corpus $(CORPUS) --out $(OUT) --workers $(WORKERS)
 
 train: setup
-	$(KIDSASR) train --recipe $(RECIPE)
+	$(KIDSASR) train --recipe $(RECIPE) $(if $(PREP),--data $(PREP))
 
 eval: setup
 	$(KIDSASR) eval --model $(MODEL) --data $(DATA) --split $(SPLIT)

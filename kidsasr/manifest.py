@@ -58,9 +58,15 @@ class Utterance:
 
 
 def split_files(prep_dir: str | Path, split: str) -> list[str]:
+    """The split's non-empty parquet shards (a shard with no rows would make `datasets` fail obscurely)."""
+    import pyarrow.parquet as pq
+
     files = sorted(str(p) for p in (Path(prep_dir) / "dataset" / split).glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{prep_dir}: no parquet shards for split {split!r} (run `kidsasr prep` first)")
+    files = [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
+    if not files:
+        raise ValueError(f"{prep_dir}: split {split!r} is empty (every utterance was rejected?)")
     return files
 
 
