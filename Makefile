@@ -13,12 +13,13 @@ export HF_HUB_OFFLINE ?= 1
 endif
 export TOKENIZERS_PARALLELISM ?= false
 
-DEB_PACKAGES := ffmpeg espeak-ng sox chromium chromium-driver
+DEB_PACKAGES := ffmpeg espeak-ng sox chromium chromium-driver fonts-nanum
 WORK     ?= work
 CORPUS   ?= $(WORK)/corpus-demo
 OUT      ?= $(WORK)/prep-demo
 RECIPE   ?= recipes/demo_cpu.yaml
 MODEL    ?= openai/whisper-base
+BASELINE ?= openai/whisper-base
 DATA     ?= $(OUT)
 SPLIT    ?= test
 SIZE     ?= demo
@@ -67,7 +68,7 @@ train: setup
 	$(KIDSASR) train --recipe $(RECIPE) $(if $(PREP),--data $(PREP))
 
 eval: setup
-	$(KIDSASR) eval --model $(MODEL) --data $(DATA) --split $(SPLIT)
+	$(KIDSASR) eval --model $(MODEL) --baseline $(BASELINE) --data $(DATA) --split $(SPLIT)
 
 subtitle: setup
 	$(KIDSASR) subtitle $(EPISODE) -o $(VTT)
