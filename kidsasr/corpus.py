@@ -177,6 +177,19 @@ def parse_time(value: object) -> float:
     return seconds
 
 
+def checked_times(start: object, end: object, duration: float) -> tuple[float, float, str | None]:
+    """Parse a sentence's times and say what is wrong with them, if anything (None when they are usable)."""
+    try:
+        start_s, end_s = parse_time(start), parse_time(end)
+    except ValueError as e:
+        return 0.0, 0.0, f"bad time: {e}"
+    if end_s <= start_s:
+        return start_s, end_s, f"reversed or empty times: start {start_s:.3f} s, end {end_s:.3f} s"
+    if end_s > duration + TIME_TOLERANCE:
+        return start_s, end_s, f"ends at {end_s:.3f} s, beyond the audio ({duration:.3f} s): truncated audio?"
+    return start_s, end_s, None
+
+
 def is_unsafe_member(name: str) -> bool:
     """Zip members with absolute paths or `..` components are refused, never read."""
     parts = name.replace("\\", "/").split("/")
@@ -305,15 +318,7 @@ def parse_label(source: _LabelSource, audio: AudioRef | None, report: ReadReport
         if not isinstance(entry, dict):
             reason = "sentence entry is not an object"
         else:
-            try:
-                start, end = parse_time(entry.get("start")), parse_time(entry.get("end"))
-            except ValueError as e:
-                reason = f"bad time: {e}"
-            else:
-                if end <= start:
-                    reason = f"reversed or empty times: start {start:.3f} s, end {end:.3f} s"
-                elif end > info.duration + TIME_TOLERANCE:
-                    reason = f"ends at {end:.3f} s, beyond the audio ({info.duration:.3f} s): truncated audio?"
+            start, end, reason = checked_times(entry.get("start"), entry.get("end"), info.duration)
             sentence_text = entry.get("sentence") if isinstance(entry, dict) else None
             if reason is None and not isinstance(sentence_text, str):
                 reason = "no sentence text"

@@ -18,13 +18,13 @@ from typing import Callable, Iterator
 
 from .corpus import (
     AUDIO_SUFFIXES,
-    TIME_TOLERANCE,
     AudioRef,
     Episode,
     LabelError,
     ReadIssue,
     ReadReport,
     Sentence,
+    checked_times,
     decode_text,
     parse_time,
     read_corpus,
@@ -186,16 +186,11 @@ def read_broadcast_dialogue(root: Path, report: ReadReport) -> Iterator[Episode]
                     for s in doc.get("speaker") or [] if isinstance(s, dict)}
         sentences = []
         for index, utt in enumerate(utterances):
-            reason = None
-            try:
-                start, end = parse_time(utt.get("start")), parse_time(utt.get("end"))
-                if end <= start:
-                    reason = f"reversed or empty times: start {start:.3f} s, end {end:.3f} s"
-                elif end > duration + TIME_TOLERANCE:
-                    reason = f"ends at {end:.3f} s, beyond the audio ({duration:.3f} s)"
-            except (ValueError, AttributeError) as e:
-                reason = f"bad time: {e}"
-            text = (utt.get("original_form") or utt.get("form")) if isinstance(utt, dict) else None
+            if not isinstance(utt, dict):
+                report.add(ReadIssue(str(path), "utterance entry is not an object", path.stem, index, sentences=1))
+                continue
+            start, end, reason = checked_times(utt.get("start"), utt.get("end"), duration)
+            text = utt.get("original_form") or utt.get("form")
             if reason is None and not isinstance(text, str):
                 reason = "no transcript"
             if reason is not None:
