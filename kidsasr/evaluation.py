@@ -365,51 +365,51 @@ def write_plots(m: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     font = _hangul_font()
-    if font:
-        plt.rcParams["font.family"] = font
-    systems = [s for s in ("model", "baseline") if s in m["breakdowns"]]
-    written = []
+    # a local rc context: the process-wide font stays as it was for everything else that plots
+    with plt.rc_context({"font.family": font} if font else {}):
+        systems = [s for s in ("model", "baseline") if s in m["breakdowns"]]
+        written = []
 
-    def bars(ax, field: str) -> None:
-        width = 0.8 / len(systems)
-        for k, system in enumerate(systems):
-            rows = m["breakdowns"][system][field]
-            x = np.arange(len(rows)) + k * width
-            est = np.array([r["estimate"] for r in rows]) * 100
-            err = np.array([[r["estimate"] - r["ci_low"], r["ci_high"] - r["estimate"]] for r in rows]).T * 100
-            ax.bar(x, est, width, yerr=err, capsize=3, label=system)
-            ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [r["value"] for r in rows], rotation=30,
-                          ha="right", fontsize=8)
-        ax.set_title(field)
-        ax.set_ylabel("CER % (95% CI)")
+        def bars(ax, field: str) -> None:
+            width = 0.8 / len(systems)
+            for k, system in enumerate(systems):
+                rows = m["breakdowns"][system][field]
+                x = np.arange(len(rows)) + k * width
+                est = np.array([r["estimate"] for r in rows]) * 100
+                err = np.array([[r["estimate"] - r["ci_low"], r["ci_high"] - r["estimate"]] for r in rows]).T * 100
+                ax.bar(x, est, width, yerr=err, capsize=3, label=system)
+                ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [r["value"] for r in rows], rotation=30,
+                              ha="right", fontsize=8)
+            ax.set_title(field)
+            ax.set_ylabel("CER % (95% CI)")
 
-    fields = [f for f, _ in BREAKDOWN_FIELDS if f != "length_chars"]
-    fig, axes = plt.subplots(1, len(fields), figsize=(4 * len(fields), 4), squeeze=False)
-    for ax, field in zip(axes[0], fields):
-        bars(ax, field)
-    axes[0][0].legend()
-    fig.tight_layout()
-    written.append(_save(fig, out / "cer_by_subset.png"))
+        fields = [f for f, _ in BREAKDOWN_FIELDS if f != "length_chars"]
+        fig, axes = plt.subplots(1, len(fields), figsize=(4 * len(fields), 4), squeeze=False)
+        for ax, field in zip(axes[0], fields):
+            bars(ax, field)
+        axes[0][0].legend()
+        fig.tight_layout()
+        written.append(_save(fig, out / "cer_by_subset.png"))
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bars(ax, "length_chars")
-    ax.set_xlabel("reference length (characters, spaces removed)")
-    ax.legend()
-    fig.tight_layout()
-    written.append(_save(fig, out / "cer_by_length.png"))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        bars(ax, "length_chars")
+        ax.set_xlabel("reference length (characters, spaces removed)")
+        ax.legend()
+        fig.tight_layout()
+        written.append(_save(fig, out / "cer_by_length.png"))
 
-    conf = m["model"]["top_substitutions"]
-    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(conf) + 1)))
-    label = (lambda c: c) if font else (lambda c: f"U+{ord(c):04X}")
-    names = [f"{label(c['reference'])} -> {label(c['hypothesis'])}" for c in conf]
-    ax.barh(np.arange(len(conf)), [c["count"] for c in conf])
-    ax.set_yticks(np.arange(len(conf)), names)
-    ax.invert_yaxis()
-    ax.set_xlabel("count")
-    ax.set_title("top character substitutions (model): reference -> hypothesis")
-    fig.tight_layout()
-    written.append(_save(fig, out / "confusions.png"))
-    return written
+        conf = m["model"]["top_substitutions"]
+        fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(conf) + 1)))
+        label = (lambda c: c) if font else (lambda c: f"U+{ord(c):04X}")
+        names = [f"{label(c['reference'])} -> {label(c['hypothesis'])}" for c in conf]
+        ax.barh(np.arange(len(conf)), [c["count"] for c in conf])
+        ax.set_yticks(np.arange(len(conf)), names)
+        ax.invert_yaxis()
+        ax.set_xlabel("count")
+        ax.set_title("top character substitutions (model): reference -> hypothesis")
+        fig.tight_layout()
+        written.append(_save(fig, out / "confusions.png"))
+        return written
 
 
 def _save(fig, path: Path) -> Path:
