@@ -141,6 +141,20 @@ def speech_edges(audio: np.ndarray) -> list[tuple[float, float]]:
     return [(st["start"] / SAMPLE_RATE, st["end"] / SAMPLE_RATE) for st in stamps]
 
 
+def _refuse_unalignable(items: Sequence[AlignItem], duration: float) -> tuple[list[Alignment | None], list[AlignItem]]:
+    """Refusals (with reasons) for items no model can align, and the items left to align (refused ones blanked)."""
+    results: list[Alignment | None] = [None] * len(items)
+    for i, it in enumerate(items):
+        if it.label_start is None or it.label_end is None:
+            results[i] = Alignment(0.0, 0.0, 0.0, "label", False, "no label times (use align_long)")
+        elif not it.text_pron.strip():
+            results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "no text to align")
+        elif it.label_start >= duration:
+            results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "label starts after the audio ends")
+    todo = [it if results[i] is None else AlignItem("", None, None) for i, it in enumerate(items)]
+    return results, todo
+
+
 def _vad_regions(enabled: bool, audio: np.ndarray, regions: Regions | None) -> list[tuple[float, float]] | None:
     """The caller's speech regions, or silero-vad's, or None when snapping is off."""
     if not enabled:
@@ -396,15 +410,7 @@ class WhisperAligner:
 
     def align(self, audio: np.ndarray, items: Sequence[AlignItem], regions: Regions | None = None) -> list[Alignment]:
         duration = len(audio) / SAMPLE_RATE
-        results: list[Alignment | None] = [None] * len(items)
-        for i, it in enumerate(items):
-            if it.label_start is None or it.label_end is None:
-                results[i] = Alignment(0.0, 0.0, 0.0, "label", False, "no label times (use align_long)")
-            elif not it.text_pron.strip():
-                results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "no text to align")
-            elif it.label_start >= duration:
-                results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "label starts after the audio ends")
-        todo = [it if results[i] is None else AlignItem("", None, None) for i, it in enumerate(items)]
+        results, todo = _refuse_unalignable(items, duration)
         windows = pack_windows(todo, duration, self.padding)
         regions = _vad_regions(self.vad, audio, regions)
         spans = self._run_windows(audio, [(w.start, w.end, [items[i].text_pron for i in w.items]) for w in windows])
@@ -546,13 +552,7 @@ class CTCAligner:
     def align(self, audio: np.ndarray, items: Sequence[AlignItem], regions: Regions | None = None) -> list[Alignment]:
         duration = len(audio) / SAMPLE_RATE
         regions = _vad_regions(self.vad, audio, regions)
-        results: list[Alignment | None] = [None] * len(items)
-        for i, it in enumerate(items):
-            if it.label_start is None or it.label_end is None:
-                results[i] = Alignment(0.0, 0.0, 0.0, "label", False, "no label times (use align_long)")
-            elif not it.text_pron.strip():
-                results[i] = Alignment(it.label_start, it.label_end, 0.0, "label", False, "no text to align")
-        todo = [it if results[i] is None else AlignItem("", None, None) for i, it in enumerate(items)]
+        results, todo = _refuse_unalignable(items, duration)
         for w in pack_windows(todo, duration, self.padding, self.chunk_seconds):
             clip = audio[int(w.start * SAMPLE_RATE):int(w.end * SAMPLE_RATE)]
             found = self._segments(clip, [items[i].text_pron for i in w.items], w.start, regions, "ctc-seg",
