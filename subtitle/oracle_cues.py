@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kidsasr.cues import CueWord, build_cues, check_cues, load_style, reading_length
 from kidsasr.fileio import read_jsonl
+from kidsasr.longform_eval import merge_regions
 from kidsasr.textnorm import parse_label
 
 WORD_GAP = 0.3  # silence between two words, in syllables' worth of time
@@ -38,16 +39,6 @@ def oracle_words(label: dict, truth: dict[int, dict], with_speakers: bool) -> tu
     return words, speech
 
 
-def merged(spans: list[tuple[float, float]]) -> list[list[float]]:
-    out: list[list[float]] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([start, end])
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", type=Path, default=Path("work/bench-subtitle/episode.json"))
@@ -63,7 +54,7 @@ def main() -> None:
             words, speech = oracle_words(label, truth, with_speakers)
             cues = build_cues(words, style, speech)
             problems = check_cues(cues, style, speech)
-            speech_spans = merged(speech)
+            speech_spans = merge_regions(speech)
             shown = sum(c.end - c.start for c in cues)
             heard = sum(max(0.0, min(c.end, e) - max(c.start, s)) for c in cues for s, e in speech_spans)
             pauses = sum(any(b.start - a.end > style.max_pause_in_cue for a, b in zip(c.words, c.words[1:]))
