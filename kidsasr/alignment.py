@@ -11,7 +11,8 @@ transcript without times):
   `ctc_segmentation`, which also handles a whole episode in one pass.
 
 Whisper's attention says little about where speech stops and silence begins (DTW hands the silence before a
-sentence to its first token and the silence after it to its last, so both are capped to a typical token length),
+sentence to its first token and the silence after it to its last, so both are capped to typical token lengths,
+`text_edges`),
 and zero-shot whisper-base hardly understands Korean; so each boundary is then snapped to the nearest silero-vad
 speech edge within `snap_tolerance` (0.6 s) when there is one. On the generated demo corpus the attention alone
 is right to about ±0.3 s and the VAD edges to a few tens of ms; neither alone finds the right edge among
@@ -122,6 +123,22 @@ def attention_cost(weights: np.ndarray, filter_width: int = 7) -> np.ndarray:
     return -normed.mean(axis=0)
 
 
+def text_edges(token_starts: np.ndarray, typical: float, lead: int = 3) -> tuple[float, float]:
+    """Start and end (s) of a text from the DTW start of each of its tokens and of the token after it.
+
+    The first token also takes the non-speech before it and, in music or under another voice, the next one or two
+    tokens collapse onto it as well; so the start is the latest of the first token's start and each of the next
+    `lead` tokens' starts stepped back by a typical token length per token. The last token often takes the silence
+    after it: it keeps at most two typical lengths (a final syllable is drawn out).
+    """
+    n = len(token_starts) - 1
+    if n <= 1:
+        return float(token_starts[0]), float(token_starts[-1])
+    start = max(float(token_starts[0]), *(float(token_starts[j]) - j * typical for j in range(1, min(n, lead + 1))))
+    end = min(float(token_starts[n]), float(token_starts[n - 1]) + 2 * typical)
+    return start, max(end, start)
+
+
 def speech_edges(audio: np.ndarray) -> list[tuple[float, float]]:
     """silero-vad speech regions (s) tuned for edges rather than for cutting clips: pauses of 100 ms split regions,
     10 ms padding, and speech ends as soon as its probability drops under the onset threshold (silero's default
@@ -167,18 +184,28 @@ def snap_to_speech(
     label: tuple[float, float] | None = None, confirm: float = 0.1,
 ) -> tuple[float, float, bool]:
     """Move start to a speech onset and end to a speech offset: the one within `confirm` s of the label's edge when
-    there is one (the audio confirms the label), else the one nearest the estimate within `tolerance` s.
+    there is one (the audio confirms the label), else the one nearest the estimate within `tolerance` s, else the
+    one nearest the label within `tolerance` s.
+
+    The last case is the aligner's blind spot: DTW gives the first token of a window all the non-speech before it
+    (and the last token what follows), so an estimate can land a second or more from any speech edge while the
+    loose label still has one close by.
 
     Returns (start, end, snapped). An edge with no VAD edge close by stays where it is; a snap that would make the
     span shorter than 0.1 s is not taken.
     """
+    def nearest(target: float, edges: list[float], within: float) -> float | None:
+        near = [x for x in edges if abs(x - target) <= within]
+        return min(near, key=lambda x: abs(x - target)) if near else None
+
     def pick(estimate: float, labelled: float | None, edges: list[float]) -> float | None:
-        if labelled is not None:
-            confirmed = [x for x in edges if abs(x - labelled) <= confirm]
-            if confirmed:
-                return min(confirmed, key=lambda x: abs(x - labelled))
-        near = [x for x in edges if abs(x - estimate) <= tolerance]
-        return min(near, key=lambda x: abs(x - estimate)) if near else None
+        if labelled is None:
+            return nearest(estimate, edges, tolerance)
+        for candidate in (nearest(labelled, edges, confirm), nearest(estimate, edges, tolerance),
+                          nearest(labelled, edges, tolerance)):
+            if candidate is not None:
+                return candidate
+        return None
 
     label_start, label_end = label if label is not None else (None, None)
     new_start = pick(start, label_start, [s for s, _ in regions])
@@ -373,11 +400,7 @@ class WhisperAligner:
             for toks in tl:
                 n = len(toks)
                 ratio = float((logp[k:k + n] - null_logp[k:k + n]).mean()) if n else 0.0
-                # the first token of a text also takes the silence before it, the last one often the silence after
-                # it: keep at most a typical token's length of the first and two of the last (a final syllable is
-                # drawn out)
-                start = max(float(starts[k]), float(starts[k + 1]) - typical) if n > 1 else float(starts[k])
-                end = min(float(starts[k + n]), float(starts[k + n - 1]) + 2 * typical) if n > 1 else float(starts[k + n])
+                start, end = text_edges(starts[k:k + n + 1], typical)
                 spans.append(_Span(start, end, ratio, n))
                 k += n
             results.append(spans)

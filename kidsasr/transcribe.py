@@ -3,8 +3,8 @@
 Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chunk in memory at a time):
   1. silero-vad scores every 32 ms frame; speech regions come from those scores.
   2. the regions are packed into clips of at most 30 s of audio (speech only, a short silence between regions,
-     long regions split at their quietest frame); each clip's audio is copied out of the stream as it passes,
-     and full batches are decoded at once. Word times are mapped back from clip time to episode time.
+     long regions split at their quietest frame, first fit within a two-minute horizon); each clip's audio is
+     copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from clip time to episode time.
 Nothing outside a speech region is kept; music-dominated regions are not decoded; the guards
 (kidsasr.guards) remove loops, failed decodes and stock hallucinations. Everything removed is listed in
 `dropped` with its reason.
@@ -115,18 +115,29 @@ def split_long_region(start: float, end: float, probs: list[float], max_seconds:
     return parts
 
 
-def plan_clips(pieces: list[tuple[float, float]], max_seconds: float = 30.0) -> list[Clip]:
-    """Pack consecutive pieces (each <= max_seconds) into clips of at most max_seconds including the gaps."""
+def plan_clips(pieces: list[tuple[float, float]], max_seconds: float = 30.0,
+               horizon_seconds: float = 120.0) -> list[Clip]:
+    """Pack pieces (each <= max_seconds, in time order) into clips of at most max_seconds including the gaps.
+
+    First fit: a piece joins the earliest clip that still has room for it and began at most `horizon_seconds`
+    before it, so a short piece fills the tail of an earlier clip instead of opening a new one (every clip costs a
+    full 30 s encoder pass) while a clip's audio is held for at most `horizon_seconds` of stream.
+    """
     clips: list[Clip] = []
-    length = 0.0
+    lengths: list[float] = []
+    first_open = 0
     for start, end in pieces:
         size = end - start
-        if clips and length + GAP_SECONDS + size <= max_seconds:
-            clips[-1].pieces.append((start, end))
-            length += GAP_SECONDS + size
+        while first_open < len(clips) and start - clips[first_open].pieces[0][0] > horizon_seconds:
+            first_open += 1
+        for j in range(first_open, len(clips)):
+            if lengths[j] + GAP_SECONDS + size <= max_seconds:
+                clips[j].pieces.append((start, end))
+                lengths[j] += GAP_SECONDS + size
+                break
         else:
             clips.append(Clip([(start, end)]))
-            length = size
+            lengths.append(size)
     return clips
 
 
@@ -183,7 +194,7 @@ def transcribe_long(audio_path: str | os.PathLike, recognizer: Recognizer, word_
         _decode_batch(batch, recognizer, word_timestamps, guard_options, result)
         bar.update(len(batch))
 
-    flat = [(c, k) for c in clips for k in range(len(c.pieces))]
+    flat = sorted(((c, k) for c in clips for k in range(len(c.pieces))), key=lambda ck: ck[0].pieces[ck[1]][0])
     next_piece = 0
     position = 0
     for chunk in stream_audio(audio_path, chunk_seconds):

@@ -20,6 +20,7 @@ from kidsasr.alignment import (
     pack_windows,
     row_start_frames,
     snap_to_speech,
+    text_edges,
     speech_coverage,
 )
 
@@ -74,6 +75,24 @@ def test_snap_prefers_a_speech_edge_that_confirms_the_label():
     assert snap_to_speech(1.9, 3.9, regions, 0.6, label=(1.02, 3.5)) == (1.0, 4.0, True)
     assert snap_to_speech(1.9, 3.9, regions, 0.6) == (2.3, 4.0, True)
     assert snap_to_speech(1.9, 3.9, regions, 0.6, label=(1.3, 3.5)) == (2.3, 4.0, True)  # a loose label: no say
+
+
+def test_text_edges_step_back_from_the_first_well_placed_token():
+    # tokens 0 and 1 collapsed onto the window's first frame (music before the text); token 2 is where speech is
+    starts = np.array([0.0, 0.0, 1.6, 1.8, 2.0, 2.2, 2.6])
+    start, end = text_edges(starts, typical=0.2)
+    assert start == pytest.approx(1.2)
+    assert end == pytest.approx(2.6)  # the last token (2.2 -> 2.6) is within two typical lengths
+    # a last token stretched over the silence after it keeps two typical lengths
+    assert text_edges(np.array([1.0, 1.2, 1.4, 4.0]), typical=0.2) == pytest.approx((1.0, 1.8))
+    assert text_edges(np.array([1.0, 1.3]), typical=0.2) == (1.0, 1.3)
+
+
+def test_snap_falls_back_to_the_label_when_the_estimate_is_far_from_any_speech_edge():
+    regions = [(4.0, 6.0), (8.2, 12.0)]
+    # DTW gave the window's leading second to the first token (7.0): no onset within 0.6 s of it, one by the label
+    assert snap_to_speech(7.0, 11.9, regions, 0.6, label=(7.9, 12.3)) == (8.2, 12.0, True)
+    assert snap_to_speech(7.0, 11.9, regions, 0.6) == (7.0, 12.0, True)  # without a label the start stays
 
 
 def test_pack_windows_groups_neighbours_and_splits_overlaps_and_long_spans():

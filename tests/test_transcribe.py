@@ -107,7 +107,7 @@ def test_streaming_vad_matches_one_shot(sentences):
 
 def test_clip_planning_packs_regions_and_maps_times_back():
     clips = plan_clips([(1.0, 11.0), (12.0, 20.0), (25.0, 40.0), (41.0, 42.0)], max_seconds=30.0)
-    assert [c.pieces for c in clips] == [[(1.0, 11.0), (12.0, 20.0)], [(25.0, 40.0), (41.0, 42.0)]]
+    assert [c.pieces for c in clips] == [[(1.0, 11.0), (12.0, 20.0), (41.0, 42.0)], [(25.0, 40.0)]]
     clip = clips[0]
     assert clip.to_episode_time(0.5) == (0, 1.5)
     assert clip.to_episode_time(10.0 + GAP_SECONDS + 2.0) == (1, 14.0)
@@ -115,6 +115,14 @@ def test_clip_planning_packs_regions_and_maps_times_back():
     assert clip.to_episode_time(10.05, is_start=False) == (0, 11.0)
     for c in clips:
         assert sum(b - a for a, b in c.pieces) + GAP_SECONDS * (len(c.pieces) - 1) <= 30.0
+
+
+def test_clip_planning_fills_earlier_clips_first_within_the_horizon():
+    pieces = [(0.0, 20.0), (21.0, 41.0), (42.0, 47.0), (300.0, 302.0)]
+    clips = plan_clips(pieces, max_seconds=30.0, horizon_seconds=120.0)
+    # the 5 s piece fits behind the first clip's 20 s; the piece at 300 s is past that clip's horizon
+    assert [c.pieces for c in clips] == [[(0.0, 20.0), (42.0, 47.0)], [(21.0, 41.0)], [(300.0, 302.0)]]
+    assert clips[0].to_episode_time(20.0 + GAP_SECONDS + 1.0) == (1, 43.0)
 
 
 def test_stretched_words_are_clamped_keeping_their_start():
