@@ -8,6 +8,10 @@ Applied per decoded piece of speech, in this order:
   4. stock     the known Korean Whisper hallucinations ("시청해주셔서 감사합니다", "구독과 좋아요 …", "MBC 뉴스 …")
                are removed unless the audio supports them: confident decoding and enough speech for their length
 Every removal is returned as (text, reason) so callers can list it.
+
+Before the guards, a greedy hypothesis that loops or fails the compression or log-probability gates is decoded
+again with a beam (`needs_fallback`; Whisper's own fallback samples at rising temperatures instead): a greedy
+decoder that falls into a loop loses the rest of its 30 s clip, a beam rarely does.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class GuardOptions:
     loop_repeats_long_unit: int = 3
     loop_repeats_short_unit: int = 6
     loop_max_unit: int = 60
+    # Re-decode with this beam a clip whose greedy hypothesis loops, compresses too well or has an average
+    # log-probability under fallback_log_prob (1: never).
+    fallback_beam_size: int = 5
+    fallback_log_prob: float = -1.0
 
 
 def find_repetition(text: str, options: GuardOptions | None = None) -> int | None:
@@ -124,6 +132,17 @@ def gate(hyp: Hypothesis, options: GuardOptions | None = None) -> str | None:
     if hyp.compression_ratio > o.compression_ratio_threshold:
         return f"compression ratio {hyp.compression_ratio:.2f} > {o.compression_ratio_threshold}"
     return None
+
+
+def needs_fallback(hyp: Hypothesis, options: GuardOptions | None = None) -> bool:
+    """Whether a greedy hypothesis is worth decoding again with a beam: it loops, compresses like a loop, or is
+    unsure of itself, and it is not simply silence."""
+    o = options or GuardOptions()
+    text = _source_text(hyp)
+    if o.fallback_beam_size <= 1 or not text.strip() or hyp.no_speech_prob > o.no_speech_threshold:
+        return False
+    return (find_repetition(text, o) is not None or hyp.compression_ratio > o.compression_ratio_threshold
+            or hyp.avg_logprob < o.fallback_log_prob)
 
 
 def apply_guards(hyp: Hypothesis, speech_seconds: float, music_share: float = 0.0,

@@ -8,7 +8,8 @@ Backends:
   ctc           any wav2vec2-style CTC model (`AutoModelForCTC`), greedy CTC with character and word times from
                 the emitting frames.
 
-Every Whisper path decodes Korean, task transcribe, greedy unless `beam_size` is set, and caps the new tokens by
+Every Whisper path decodes Korean, task transcribe, greedy unless `beam_size` is set (in the options, or per call:
+kidsasr.transcribe re-decodes a failed clip with a beam), and caps the new tokens by
 clip duration so a repetition loop cannot run to the 448-token limit (kidsasr.guards cuts what is left of it).
 """
 
@@ -47,7 +48,8 @@ class Hypothesis:
 class Recognizer(Protocol):
     name: str
 
-    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]: ...
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
+                         beam_size: int | None = None) -> list[Hypothesis]: ...
 
 
 @dataclass
@@ -118,12 +120,12 @@ class CT2Whisper:
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                    task=self.options.task, language=self.options.language)
 
-    def _transcription_options(self, word_timestamps: bool, max_new_tokens: int):
+    def _transcription_options(self, word_timestamps: bool, max_new_tokens: int, beam_size: int):
         from faster_whisper.transcribe import TranscriptionOptions
 
         o = self.options
         return TranscriptionOptions(
-            beam_size=o.beam_size, best_of=1, patience=1.0, length_penalty=1.0,
+            beam_size=beam_size, best_of=1, patience=1.0, length_penalty=1.0,
             repetition_penalty=o.repetition_penalty, no_repeat_ngram_size=o.no_repeat_ngram_size,
             log_prob_threshold=None, no_speech_threshold=None, compression_ratio_threshold=None,
             condition_on_previous_text=False, prompt_reset_on_temperature=0.5, temperatures=[0.0],
@@ -134,7 +136,8 @@ class CT2Whisper:
             hallucination_silence_threshold=None, hotwords=None,
         )
 
-    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
+                         beam_size: int | None = None) -> list[Hypothesis]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -146,7 +149,8 @@ class CT2Whisper:
                 continue
             durations = [clip.size / SAMPLE_RATE for _, clip in todo]
             features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1]) for _, clip in todo])
-            options = self._transcription_options(word_timestamps, self.options.new_tokens_for(max(durations)))
+            options = self._transcription_options(word_timestamps, self.options.new_tokens_for(max(durations)),
+                                                  beam_size or self.options.beam_size)
             options.suppress_tokens = get_suppressed_tokens(self.tokenizer, options.suppress_tokens)
             self.pipeline.last_speech_timestamp = 0.0
             outputs = self.pipeline.forward(
@@ -188,17 +192,19 @@ class TransformersWhisper:
         self.sot_id = vocab["<|startoftranscript|>"]
         self.has_alignment_heads = getattr(self.model.generation_config, "alignment_heads", None) is not None
 
-    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
+                         beam_size: int | None = None) -> list[Hypothesis]:
         _check_clips(clips)
         results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
         for offset, batch in _batches(clips, self.options.batch_size):
             todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
             if todo:
-                for (i, _), hyp in zip(todo, self._decode([clip for _, clip in todo], word_timestamps)):
+                hyps = self._decode([clip for _, clip in todo], word_timestamps, beam_size or self.options.beam_size)
+                for (i, _), hyp in zip(todo, hyps):
                     results[offset + i] = hyp
         return results
 
-    def _decode(self, clips: list[np.ndarray], word_timestamps: bool) -> list[Hypothesis]:
+    def _decode(self, clips: list[np.ndarray], word_timestamps: bool, beam_size: int) -> list[Hypothesis]:
         import torch
 
         o = self.options
@@ -211,7 +217,7 @@ class TransformersWhisper:
             no_speech = self._no_speech_probs(encoder_outputs)
             out = self.model.generate(
                 encoder_outputs=encoder_outputs, attention_mask=inputs.attention_mask.to(self.device),
-                language=o.language, task=o.task, num_beams=o.beam_size,
+                language=o.language, task=o.task, num_beams=beam_size,
                 do_sample=False, max_new_tokens=o.new_tokens_for(max(c.size for c in clips) / SAMPLE_RATE),
                 no_repeat_ngram_size=o.no_repeat_ngram_size, repetition_penalty=o.repetition_penalty,
                 return_dict_in_generate=True, output_scores=True, return_token_timestamps=want_times,
@@ -286,7 +292,9 @@ class CTCRecognizer:
         self.delimiter = getattr(self.tokenizer, "word_delimiter_token", "|") or "|"
         self.seconds_per_frame = float(np.prod(self.model.config.conv_stride)) / SAMPLE_RATE
 
-    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+    def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
+                         beam_size: int | None = None) -> list[Hypothesis]:
+        """Greedy CTC; `beam_size` is accepted for the interface and ignored (no language model to search with)."""
         import torch
 
         _check_clips(clips)

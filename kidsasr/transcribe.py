@@ -5,8 +5,9 @@ Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chu
   2. the regions are packed into clips of at most 30 s of audio (speech only, a short silence between regions,
      long regions split at their quietest frame, first fit within a two-minute horizon); each clip's audio is
      copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from clip time to episode time.
-Nothing outside a speech region is kept; music-dominated regions are not decoded; the guards
-(kidsasr.guards) remove loops, failed decodes and stock hallucinations. Everything removed is listed in
+Nothing outside a speech region is kept; music-dominated regions are not decoded; a clip whose greedy decode loops
+or fails the gates is decoded again with a beam; the guards (kidsasr.guards) remove loops, failed decodes and
+stock hallucinations that remain. Everything removed is listed in
 `dropped` with its reason.
 """
 
@@ -19,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .audio import SAMPLE_RATE, stream_audio
-from .guards import GuardOptions, apply_guards
+from .guards import GuardOptions, apply_guards, needs_fallback
 from .models import Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance
 
@@ -250,7 +251,14 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
         clip.audio = []
     if not to_decode:
         return
-    hyps = recognizer.transcribe_batch([_clip_audio(c) for c in to_decode], word_timestamps=word_timestamps)
+    audios = [_clip_audio(c) for c in to_decode]
+    hyps = recognizer.transcribe_batch(audios, word_timestamps=word_timestamps)
+    retry = [i for i, hyp in enumerate(hyps) if needs_fallback(hyp, options)]
+    if retry:
+        again = recognizer.transcribe_batch([audios[i] for i in retry], word_timestamps=word_timestamps,
+                                            beam_size=options.fallback_beam_size)
+        for i, hyp in zip(retry, again):
+            hyps[i] = hyp
     for clip, hyp in zip(to_decode, hyps):
         start, end = clip.pieces[0][0], clip.pieces[-1][1]
         speech_seconds = sum(b - a for a, b in clip.pieces)

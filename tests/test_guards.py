@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kidsasr.guards import (GuardOptions, apply_guards, cut_repetition, find_repetition, gate,
+from kidsasr.guards import (GuardOptions, apply_guards, cut_repetition, find_repetition, gate, needs_fallback,
                             stock_phrase_spans, supported_by_audio)
 from kidsasr.models import Hypothesis, Word, compression_ratio
 
@@ -36,6 +36,15 @@ def test_gates():
     assert "log-probability" in gate(hyp("안녕하세요", avg_logprob=-2.5))
     looped = Hypothesis("아 " * 80, [], -0.2, compression_ratio("아 " * 80), 0.0)
     assert "compression ratio" in gate(looped)
+
+
+def test_fallback_is_asked_for_loops_and_unsure_decodes_only():
+    assert not needs_fallback(hyp("오늘은 무지개 팀이 나무토막을 쌓았어요"))
+    assert needs_fallback(hyp("우리 다 같이 변디다자 " * 4))
+    assert needs_fallback(hyp("나무토막을 쌓았어요", avg_logprob=-1.3))
+    assert not needs_fallback(hyp("나무토막을 쌓았어요", avg_logprob=-1.3, no_speech_prob=0.9))  # silence
+    assert not needs_fallback(hyp(""))
+    assert not needs_fallback(hyp("나무토막을 쌓았어요", avg_logprob=-1.3), GuardOptions(fallback_beam_size=1))
 
 
 def test_known_hallucinations_are_found():

@@ -114,6 +114,8 @@ def test_ct2_export_of_whisper_base_transcribes_a_clip(ct2_whisper, speech):
     assert [w.start for w in hyp.words] == sorted(w.start for w in hyp.words)
     assert len(hyp.text) < 4 * DecodeOptions().new_tokens_for(duration)
     assert silent.no_speech_prob > hyp.no_speech_prob
+    (beamed,) = ct2_whisper.transcribe_batch([speech], word_timestamps=True, beam_size=5)
+    assert beamed.words and beamed.avg_logprob >= hyp.avg_logprob - 0.5
 
 
 @pytest.mark.slow
