@@ -2,7 +2,7 @@
 
 Applied per decoded piece of speech, in this order:
   1. music     the region is dominated by music (kidsasr.vad.music_dominance): nothing from it is shown
-  2. loop      a repeated tail (a unit said again and again) is cut after its first occurrence; the rest stays
+  2. loop      a unit said again and again (punctuation aside) keeps its first occurrence; what follows stays
   3. gates     Whisper's own signals: no-speech probability with low log-probability, log-probability alone,
                gzip compression ratio (what a loop or stock phrase leaves behind)
   4. stock     the known Korean Whisper hallucinations ("시청해주셔서 감사합니다", "구독과 좋아요 …", "MBC 뉴스 …")
@@ -56,20 +56,33 @@ class GuardOptions:
     fallback_log_prob: float = -1.0
 
 
-def find_repetition(text: str, options: GuardOptions | None = None) -> int | None:
-    """Character index where a repetition loop's tail starts (after the unit's first occurrence), or None."""
+_PUNCTUATION = re.compile(r"[.,!?…~·]")
+
+
+def find_repetition(text: str, options: GuardOptions | None = None) -> tuple[int, int] | None:
+    """Character span [start, end) of a repetition loop's extra copies (everything after the unit's first
+    occurrence up to the end of its last copy, or to the end of the text when a copy was cut short), or None.
+
+    Punctuation is ignored when comparing copies ("다온아, 다온아! 다온아," is a loop); what follows the loop stays.
+    """
     o = options or GuardOptions()
-    n = len(text)
+    skeleton = _PUNCTUATION.sub(" ", text)  # same length as text, so spans carry over
+    n = len(skeleton)
     for start in range(n):
         for unit in range(1, min(o.loop_max_unit, (n - start) // 2) + 1):
             needed = o.loop_repeats_long_unit if unit >= 4 else o.loop_repeats_short_unit
             if start + unit * needed > n:
                 break
-            piece = text[start : start + unit]
-            if not piece.strip():
+            piece = skeleton[start : start + unit]
+            if not piece.strip() or piece[0].isspace():
                 continue
-            if all(text[start + k * unit : start + (k + 1) * unit] == piece for k in range(1, needed)):
-                return start + unit
+            if all(skeleton[start + k * unit : start + (k + 1) * unit] == piece for k in range(1, needed)):
+                end = start + unit * needed
+                while skeleton[end : end + unit] == piece:
+                    end += unit
+                if piece.startswith(skeleton[end:]):
+                    end = n
+                return start + unit, end
     return None
 
 
@@ -102,12 +115,11 @@ def _source_text(hyp: Hypothesis) -> str:
 
 
 def cut_repetition(hyp: Hypothesis, options: GuardOptions | None = None) -> tuple[Hypothesis, str]:
-    """Cut a repetition loop's tail, keeping the text up to the first occurrence of the repeated unit."""
-    text = _source_text(hyp)
-    cut = find_repetition(text, options)
-    if cut is None:
+    """Cut a repetition loop's extra copies, keeping the unit's first occurrence and whatever follows the loop."""
+    span = find_repetition(_source_text(hyp), options)
+    if span is None:
         return hyp, ""
-    return _drop_span(hyp, cut, len(text))
+    return _drop_span(hyp, *span)
 
 
 def stock_phrase_spans(text: str) -> list[tuple[int, int]]:

@@ -29,6 +29,7 @@ GAP_SECONDS = 0.2  # silence put between two regions inside one clip
 # audio; no Korean word is said slower than this per character.
 MAX_SECONDS_PER_CHAR = 0.5
 MIN_WORD_CAP = 1.0
+STRANDED_PAUSE = 1.0  # a piece's last word this far after its other words is suspect (see move_stranded_word)
 
 
 @dataclass
@@ -101,6 +102,22 @@ def clamp_word(word: Word) -> Word:
     return Word(word.text, word.start, round(word.start + cap, 3), word.probability)
 
 
+def move_stranded_word(words: list[Word], next_words: list[Word], next_start: float,
+                       pause: float = STRANDED_PAUSE) -> tuple[list[Word], list[Word]]:
+    """Give the next piece a word DTW stranded in the tail of this one.
+
+    Inside a clip, pieces are only GAP_SECONDS apart, and DTW can start the next piece's first word anywhere in the
+    non-speech that closes this piece (VAD padding, applause, a music tail). A last word that sits more than `pause`
+    after the rest of its piece, while the next piece has words, is moved to the start of the next piece.
+    """
+    if len(words) < 2 or not next_words or words[-1].start - words[-2].end <= pause:
+        return words, next_words
+    word = words[-1]
+    start = min(next_start, next_words[0].start)
+    end = min(start + (word.end - word.start), next_words[0].start) if next_words[0].start > start else start
+    return words[:-1], [Word(word.text, round(start, 3), round(max(end, start), 3), word.probability)] + next_words
+
+
 def split_long_region(start: float, end: float, probs: list[float], max_seconds: float) -> list[tuple[float, float]]:
     """Split a region longer than max_seconds at its least speech-like frame in the last third of each part."""
     parts = []
@@ -166,6 +183,10 @@ def _piece_segments(clip: Clip, hyp: Hypothesis, dropped: list[Dropped]) -> list
         _, end = clip.to_episode_time(max(w.end, w.start), is_start=False)
         end = min(max(end, start), clip.pieces[k][1])
         per_piece.setdefault(k, []).append(clamp_word(Word(w.text, round(start, 3), round(end, 3), w.probability)))
+    for k in sorted(per_piece):
+        if k + 1 in per_piece:
+            per_piece[k], per_piece[k + 1] = move_stranded_word(per_piece[k], per_piece[k + 1], clip.pieces[k + 1][0])
+    per_piece = {k: words for k, words in per_piece.items() if words}
     return [(k, Hypothesis(" ".join(w.text for w in words), words, hyp.avg_logprob, hyp.compression_ratio,
                            hyp.no_speech_prob)) for k, words in sorted(per_piece.items())]
 

@@ -21,8 +21,14 @@ def test_repetition_tail_is_cut_keeping_the_first_occurrence():
 def test_repetition_in_untimed_text_and_in_unspaced_text():
     h, removed = cut_repetition(hyp("안녕하세요 " + "네네네네네네네네네네네네", timed=False))
     assert h.text == "안녕하세요 네" and removed
-    assert find_repetition("아매," * 6) == 3
+    assert find_repetition("아매," * 6) == (3, 18)
     assert find_repetition("아매," * 4) is None  # a short unit needs six repeats
+
+
+def test_a_loop_in_the_middle_keeps_what_follows_and_ignores_punctuation():
+    h, removed = cut_repetition(hyp("와, 다온아, 다온아! 다온아, 다온아 어린이가 비눗방울을 불어요."))
+    assert h.text == "와, 다온아, 다온아 어린이가 비눗방울을 불어요."
+    assert removed == "다온아! 다온아,"
 
 
 def test_ordinary_speech_and_short_repeats_are_kept():

@@ -9,7 +9,8 @@ import soundfile as sf
 from kidsasr.audio import AudioError, resample, write_wav
 from kidsasr.guards import GuardOptions
 from kidsasr.models import Word
-from kidsasr.transcribe import GAP_SECONDS, clamp_word, plan_clips, split_long_region, transcribe_long
+from kidsasr.transcribe import (GAP_SECONDS, clamp_word, move_stranded_word, plan_clips, split_long_region,
+                                transcribe_long)
 from kidsasr.vad import FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, speech_regions
 
 from conftest import WHISPER_BASE
@@ -123,6 +124,17 @@ def test_clip_planning_fills_earlier_clips_first_within_the_horizon():
     # the 5 s piece fits behind the first clip's 20 s; the piece at 300 s is past that clip's horizon
     assert [c.pieces for c in clips] == [[(0.0, 20.0), (42.0, 47.0)], [(21.0, 41.0)], [(300.0, 302.0)]]
     assert clips[0].to_episode_time(20.0 + GAP_SECONDS + 1.0) == (1, 43.0)
+
+
+def test_a_word_stranded_in_a_piece_tail_moves_to_the_next_piece():
+    piece = [Word("책을", 148.06, 148.64, 0.9), Word("싶대요.", 149.08, 149.80, 0.9), Word("오늘은", 151.54, 151.97, 0.9)]
+    following = [Word("선생님이랑", 153.02, 154.40, 0.9)]
+    kept, moved = move_stranded_word(piece, following, next_start=152.6)
+    assert kept == piece[:2]
+    assert moved[0] == Word("오늘은", 152.6, 153.02, 0.9) and moved[1:] == following
+    close = piece[:2] + [Word("요", 150.2, 150.5, 0.9)]  # within a second of the others: stays
+    assert move_stranded_word(close, following, 152.6) == (close, following)
+    assert move_stranded_word(piece[2:], following, 152.6) == (piece[2:], following)  # a lone word in its piece
 
 
 def test_stretched_words_are_clamped_keeping_their_start():
