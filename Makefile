@@ -89,7 +89,7 @@ bench-eval: setup
 	$(BIN)/python eval/bench_scoring.py
 
 bench-train-cpu: setup
-	$(KIDSASR) train --recipe recipes/bench_cpu.yaml
+	$(KIDSASR) train --recipe recipes/bench_cpu.yaml $(if $(PREP),--data $(PREP))
 
 clean:
 	rm -rf $(WORK) .pytest_cache
