@@ -4,11 +4,11 @@ Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chu
   1. silero-vad scores every 32 ms frame; speech regions come from those scores.
   2. the regions are packed into clips of at most 30 s of audio (speech only, a short silence between regions,
      long regions split at their quietest frame, first fit within a two-minute horizon); each clip's audio is
-     copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from clip time to episode time.
+     copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from
+     clip time to episode time.
 Nothing outside a speech region is kept; music-dominated regions are not decoded; a clip whose greedy decode loops
 or fails the gates is decoded again with a beam; the guards (kidsasr.guards) remove loops, failed decodes and
-stock hallucinations that remain. Everything removed is listed in
-`dropped` with its reason.
+stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
 """
 
 from __future__ import annotations
@@ -112,10 +112,10 @@ def move_stranded_word(words: list[Word], next_words: list[Word], next_start: fl
     """
     if len(words) < 2 or not next_words or words[-1].start - words[-2].end <= pause:
         return words, next_words
-    word = words[-1]
-    start = min(next_start, next_words[0].start)
-    end = min(start + (word.end - word.start), next_words[0].start) if next_words[0].start > start else start
-    return words[:-1], [Word(word.text, round(start, 3), round(max(end, start), 3), word.probability)] + next_words
+    word, following = words[-1], next_words[0]
+    start = min(next_start, following.start)
+    end = min(start + (word.end - word.start), following.start)
+    return words[:-1], [Word(word.text, round(start, 3), round(end, 3), word.probability)] + next_words
 
 
 def split_long_region(start: float, end: float, probs: list[float], max_seconds: float) -> list[tuple[float, float]]:
@@ -186,7 +186,6 @@ def _piece_segments(clip: Clip, hyp: Hypothesis, dropped: list[Dropped]) -> list
     for k in sorted(per_piece):
         if k + 1 in per_piece:
             per_piece[k], per_piece[k + 1] = move_stranded_word(per_piece[k], per_piece[k + 1], clip.pieces[k + 1][0])
-    per_piece = {k: words for k, words in per_piece.items() if words}
     return [(k, Hypothesis(" ".join(w.text for w in words), words, hyp.avg_logprob, hyp.compression_ratio,
                            hyp.no_speech_prob)) for k, words in sorted(per_piece.items())]
 
