@@ -16,7 +16,9 @@ clip duration so a repetition loop cannot run to the 448-token limit (kidsasr.gu
 from __future__ import annotations
 
 import json
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol
@@ -47,6 +49,7 @@ class Hypothesis:
 
 class Recognizer(Protocol):
     name: str
+    batch_size: int  # clips one transcribe_batch call decodes at once (all its workers together)
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None) -> list[Hypothesis]: ...
@@ -64,7 +67,11 @@ class DecodeOptions:
     max_new_tokens: int = 256
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
-    num_threads: int = 0  # 0: the backend's default
+    num_threads: int = 0  # 0: the backend's default (ct2 on CPU: every core)
+    # ct2: decoders that run at once, each on num_threads / num_workers cores. 0: on CPU one per core, up to 4
+    # (a whisper decoder step is too small to spread over cores: two 1-thread decoders do twice the work of one
+    # 2-thread decoder, see eval/RESULTS.md), on GPU one.
+    num_workers: int = 0
 
     @classmethod
     def from_kwargs(cls, options: dict) -> "DecodeOptions":
@@ -96,6 +103,15 @@ def _check_clips(clips: list[np.ndarray]) -> None:
             raise ValueError(f"clips must be at most {MAX_CLIP_SECONDS:.0f} s, got {clip.size / SAMPLE_RATE:.1f} s")
 
 
+def _ct2_threads_and_workers(device: str, options: DecodeOptions) -> tuple[int, int]:
+    """(threads per worker, workers) for CTranslate2 from num_threads and num_workers (0: automatic)."""
+    if device != "cpu":
+        return options.num_threads, options.num_workers or 1
+    threads = options.num_threads or os.cpu_count() or 1
+    workers = options.num_workers or min(threads, 4)
+    return max(1, threads // workers), workers
+
+
 def _batches(items: list, size: int):
     for i in range(0, len(items), size):
         yield i, items[i : i + size]
@@ -114,9 +130,13 @@ class CT2Whisper:
         path = Path(model) if is_ct2_dir(model) else cached_ct2(model)
         self.name = f"ct2:{model}"
         self.model_dir = path
+        threads, self.workers = _ct2_threads_and_workers(device, self.options)
+        self.batch_size = self.options.batch_size * self.workers
         self.whisper = WhisperModel(str(path), device=device, compute_type=compute_type,
-                                    cpu_threads=self.options.num_threads)
-        self.pipeline = BatchedInferencePipeline(self.whisper)
+                                    cpu_threads=threads, num_workers=self.workers)
+        # One pipeline per worker: a pipeline keeps per-call state (last_speech_timestamp).
+        self.pipelines = [BatchedInferencePipeline(self.whisper) for _ in range(self.workers)]
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ct2") if self.workers > 1 else None
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                    task=self.options.task, language=self.options.language)
 
@@ -138,26 +158,38 @@ class CT2Whisper:
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None) -> list[Hypothesis]:
+        """Clips are shared out in contiguous shards, one per worker; each worker decodes its shard in batches."""
+        _check_clips(clips)
+        results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
+        todo = [i for i, clip in enumerate(clips) if clip.size >= SAMPLE_RATE // 10]
+        shards = [s for s in np.array_split(np.array(todo, dtype=int), min(self.workers, len(todo))) if s.size]
+        beam_size = beam_size or self.options.beam_size
+
+        def decode_shard(worker: int, shard: np.ndarray) -> None:
+            for _, batch in _batches(shard.tolist(), self.options.batch_size):
+                hyps = self._decode(self.pipelines[worker], [clips[i] for i in batch], word_timestamps, beam_size)
+                for i, hyp in zip(batch, hyps):
+                    results[i] = hyp
+
+        if self.pool is None or len(shards) < 2:
+            for shard in shards:
+                decode_shard(0, shard)
+        else:
+            for future in [self.pool.submit(decode_shard, w, shard) for w, shard in enumerate(shards)]:
+                future.result()
+        return results
+
+    def _decode(self, pipeline, clips: list[np.ndarray], word_timestamps: bool, beam_size: int) -> list[Hypothesis]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        _check_clips(clips)
-        results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
-        for offset, batch in _batches(clips, self.options.batch_size):
-            todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
-            if not todo:
-                continue
-            durations = [clip.size / SAMPLE_RATE for _, clip in todo]
-            features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1]) for _, clip in todo])
-            options = self._transcription_options(word_timestamps, self.options.new_tokens_for(max(durations)),
-                                                  beam_size or self.options.beam_size)
-            options.suppress_tokens = get_suppressed_tokens(self.tokenizer, options.suppress_tokens)
-            self.pipeline.last_speech_timestamp = 0.0
-            outputs = self.pipeline.forward(
-                features, self.tokenizer, [{"offset": 0.0, "duration": d} for d in durations], options)
-            for (i, _), subsegments in zip(todo, outputs):
-                results[offset + i] = self._hypothesis(subsegments)
-        return results
+        durations = [clip.size / SAMPLE_RATE for clip in clips]
+        features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1]) for clip in clips])
+        options = self._transcription_options(word_timestamps, self.options.new_tokens_for(max(durations)), beam_size)
+        options.suppress_tokens = get_suppressed_tokens(self.tokenizer, options.suppress_tokens)
+        pipeline.last_speech_timestamp = 0.0
+        outputs = pipeline.forward(features, self.tokenizer, [{"offset": 0.0, "duration": d} for d in durations], options)
+        return [self._hypothesis(subsegments) for subsegments in outputs]
 
     @staticmethod
     def _hypothesis(subsegments: list[dict]) -> Hypothesis:
@@ -179,6 +211,7 @@ class TransformersWhisper:
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
         self.options = options or DecodeOptions()
+        self.batch_size = self.options.batch_size
         if self.options.num_threads:
             torch.set_num_threads(self.options.num_threads)
         self.name = f"transformers:{model}"
@@ -281,6 +314,7 @@ class CTCRecognizer:
         from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
 
         self.options = options or DecodeOptions()
+        self.batch_size = self.options.batch_size
         if self.options.num_threads:
             torch.set_num_threads(self.options.num_threads)
         self.name = f"ctc:{model}"

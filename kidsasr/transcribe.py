@@ -192,10 +192,15 @@ def _piece_segments(clip: Clip, hyp: Hypothesis, dropped: list[Dropped]) -> list
 
 def transcribe_long(audio_path: str | os.PathLike, recognizer: Recognizer, word_timestamps: bool = True,
                     vad_options: VadOptions | None = None, guard_options: GuardOptions | None = None,
-                    max_clip_seconds: float = 30.0, batch_size: int = 8, chunk_seconds: float = 60.0,
+                    max_clip_seconds: float = 30.0, batch_size: int | None = None, chunk_seconds: float = 60.0,
                     progress: bool = False) -> LongTranscript:
-    """Transcribe an episode of any length. Raises kidsasr.audio.AudioError for unusable input."""
+    """Transcribe an episode of any length. Raises kidsasr.audio.AudioError for unusable input.
+
+    batch_size: clips gathered before a decode call (default: what the recogniser decodes at once).
+    """
     from tqdm import tqdm
+
+    batch_size = batch_size or recognizer.batch_size
 
     guard_options = guard_options or GuardOptions()
     detector = SpeechDetector(vad_options)
@@ -238,9 +243,9 @@ def transcribe_long(audio_path: str | os.PathLike, recognizer: Recognizer, word_
             if k == len(clip.pieces) - 1:
                 ready.append(clip)
         next_piece = i
-        if len(ready) >= batch_size:
-            decode(ready)
-            ready = []
+        while len(ready) >= batch_size:
+            decode(ready[:batch_size])
+            ready = ready[batch_size:]
     while next_piece < len(flat):  # pieces past the stream's end (VAD padding): complete them empty
         clip, k = flat[next_piece]
         if len(clip.audio) == k:

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from kidsasr.audio import resample
-from kidsasr.models import DecodeOptions, compression_ratio, load_recognizer
+from kidsasr.models import DecodeOptions, _ct2_threads_and_workers, compression_ratio, load_recognizer
 
 from conftest import WHISPER_BASE
 
@@ -67,6 +67,15 @@ def test_decode_options_are_checked_and_token_budget_is_capped():
     assert o.new_tokens_for(30.0) == o.max_new_tokens
 
 
+def test_ct2_threads_go_to_single_thread_workers_on_cpu():
+    split = lambda **o: _ct2_threads_and_workers("cpu", DecodeOptions(**o))  # noqa: E731
+    assert split(num_threads=2) == (1, 2)
+    assert split(num_threads=16) == (4, 4)
+    assert split(num_threads=4, num_workers=1) == (4, 1)
+    assert split(num_threads=1) == (1, 1)
+    assert _ct2_threads_and_workers("cuda", DecodeOptions(num_threads=8)) == (8, 1)
+
+
 def test_compression_ratio_flags_loops():
     assert compression_ratio("하우스카 " * 40) > 2.4 > compression_ratio("우리 같이 공원에 가서 놀아요.")
 
@@ -116,6 +125,19 @@ def test_ct2_export_of_whisper_base_transcribes_a_clip(ct2_whisper, speech):
     assert silent.no_speech_prob > hyp.no_speech_prob
     (beamed,) = ct2_whisper.transcribe_batch([speech], word_timestamps=True, beam_size=5)
     assert beamed.words and beamed.avg_logprob >= hyp.avg_logprob - 0.5
+
+
+@pytest.mark.slow
+def test_ct2_workers_decode_their_shards_like_one_worker(ct2_whisper, speech):
+    assert ct2_whisper.workers == 2 and ct2_whisper.batch_size == 2 * DecodeOptions().batch_size
+    single = load_recognizer(str(ct2_whisper.model_dir), num_threads=1, batch_size=2)
+    assert single.workers == 1
+    clips = [speech, np.zeros(100, np.float32), speech[: 2 * SR], speech[SR:], speech[: 3 * SR]]
+    together = ct2_whisper.transcribe_batch(clips, word_timestamps=True)
+    alone = single.transcribe_batch(clips, word_timestamps=True)
+    assert together[1].text == "" and len({h.text for h in together}) >= 3  # distinct, so order shows
+    assert [(h.text, [(w.text, w.start, w.end) for w in h.words]) for h in together] == \
+        [(h.text, [(w.text, w.start, w.end) for w in h.words]) for h in alone]
 
 
 @pytest.mark.slow
