@@ -11,7 +11,8 @@ from kidsasr.guards import GuardOptions
 from kidsasr.models import Word
 from kidsasr.transcribe import (GAP_SECONDS, clamp_word, move_stranded_word, plan_clips, split_long_region,
                                 transcribe_long)
-from kidsasr.vad import FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, speech_regions
+from kidsasr.vad import (FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, runs_at_least,
+                         speech_regions)
 
 from conftest import WHISPER_BASE
 from test_models import espeak, make_tiny_ctc
@@ -84,6 +85,17 @@ def test_vad_finds_generated_speech_and_not_silence_or_music(sentences):
     assert speech_regions(silence(5.0)) == []
     music_regions = speech_regions(music(8.0))
     assert sum(b - a for a, b in music_regions) < 1.0
+
+
+@pytest.mark.parametrize("length", [2, 5, 21, 22])
+def test_runs_at_least_is_an_opening_by_a_line(length):
+    from scipy.ndimage import binary_opening
+
+    mask = np.random.default_rng(length).random((40, 300)) < 0.93
+    expected = binary_opening(mask, structure=np.ones((1, length), bool))
+    assert expected.any() and not expected.all()
+    assert (runs_at_least(mask, length, axis=1) == expected).all()
+    assert runs_at_least(np.array([1, 1, 0, 1, 1, 1], bool), 3).tolist() == [False] * 3 + [True] * 3
 
 
 def test_music_dominance_separates_music_from_speech(sentences):
