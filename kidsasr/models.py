@@ -1,16 +1,18 @@
 """Speech recognisers behind one small interface: batches of <= 30 s 16 kHz clips in, hypotheses with word times out.
 
 Backends:
-  ct2           CTranslate2 Whisper (int8 on CPU) through faster-whisper's batched pipeline; a Hugging Face id or
-                folder is converted once (kidsasr.export) and cached, a CTranslate2 folder is used as is.
+  ct2           CTranslate2 Whisper (int8 on CPU; faster-whisper's features, tokenizer and word alignment), on CPU
+                one single-thread decoder per core; a Hugging Face id or folder is converted once (kidsasr.export)
+                and cached, a CTranslate2 folder is used as is.
   transformers  Whisper in transformers (the reference; batched `generate`), word times from the alignment heads
                 with DTW (`return_token_timestamps`).
   ctc           any wav2vec2-style CTC model (`AutoModelForCTC`), greedy CTC with character and word times from
                 the emitting frames.
 
-Every Whisper path decodes Korean, task transcribe, greedy unless `beam_size` is set (in the options, or per call:
-kidsasr.transcribe re-decodes a failed clip with a beam), and caps the new tokens by
-clip duration so a repetition loop cannot run to the 448-token limit (kidsasr.guards cuts what is left of it).
+Every Whisper path decodes Korean, task transcribe, greedy unless `beam_size` is set (in the options or per call),
+decodes again with a beam, from the same encoder output, the clips a `Fallback` flags (kidsasr.transcribe flags
+loops and failed gates), and caps the new tokens by clip duration so a repetition loop cannot run to the 448-token
+limit (kidsasr.guards cuts what is left of it).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0
-WHISPER_MAX_LENGTH = 448
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"  # faster-whisper's defaults: marks joined to the next or the previous word
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 @dataclass
@@ -47,12 +50,28 @@ class Hypothesis:
     no_speech_prob: float
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """Decode again with a beam, from the same encoder output, every clip whose first hypothesis `needed` flags."""
+
+    needed: Callable[[Hypothesis], bool]
+    beam_size: int = 5
+
+    def apply(self, hyps: list[Hypothesis], decode: Callable[[list[int], int], list[Hypothesis]]) -> list[Hypothesis]:
+        """`decode(rows, beam_size)` decodes the given rows of the batch again."""
+        retry = [i for i, hyp in enumerate(hyps) if self.needed(hyp)]
+        if retry:
+            for i, hyp in zip(retry, decode(retry, self.beam_size)):
+                hyps[i] = hyp
+        return hyps
+
+
 class Recognizer(Protocol):
     name: str
     batch_size: int  # clips one transcribe_batch call decodes at once (all its workers together)
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
-                         beam_size: int | None = None) -> list[Hypothesis]: ...
+                         beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]: ...
 
 
 @dataclass
@@ -118,11 +137,17 @@ def _batches(items: list, size: int):
 
 
 class CT2Whisper:
-    """CTranslate2 Whisper through faster-whisper's batched pipeline (features, generate, alignment, words)."""
+    """CTranslate2 Whisper: batched encoder and greedy/beam generation, word times from faster-whisper's alignment.
+
+    Each clip is aligned on its own (a batched alignment pads every clip to the longest text, and faster-whisper's
+    word-time heuristics would carry one clip's last word time into the next), and the encoder output is kept for
+    the fallback, so a clip decoded again with a beam is not encoded again.
+    """
 
     def __init__(self, model: str, device: str = "cpu", compute_type: str = "int8", options: DecodeOptions | None = None):
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         from .export import cached_ct2, is_ct2_dir
 
@@ -134,30 +159,14 @@ class CT2Whisper:
         self.batch_size = self.options.batch_size * self.workers
         self.whisper = WhisperModel(str(path), device=device, compute_type=compute_type,
                                     cpu_threads=threads, num_workers=self.workers)
-        # One pipeline per worker: a pipeline keeps per-call state (last_speech_timestamp).
-        self.pipelines = [BatchedInferencePipeline(self.whisper) for _ in range(self.workers)]
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ct2") if self.workers > 1 else None
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                    task=self.options.task, language=self.options.language)
-
-    def _transcription_options(self, word_timestamps: bool, max_new_tokens: int, beam_size: int):
-        from faster_whisper.transcribe import TranscriptionOptions
-
-        o = self.options
-        return TranscriptionOptions(
-            beam_size=beam_size, best_of=1, patience=1.0, length_penalty=1.0,
-            repetition_penalty=o.repetition_penalty, no_repeat_ngram_size=o.no_repeat_ngram_size,
-            log_prob_threshold=None, no_speech_threshold=None, compression_ratio_threshold=None,
-            condition_on_previous_text=False, prompt_reset_on_temperature=0.5, temperatures=[0.0],
-            initial_prompt=None, prefix=None, suppress_blank=True, suppress_tokens=[-1],
-            without_timestamps=True, max_initial_timestamp=0.0, word_timestamps=word_timestamps,
-            prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、",
-            multilingual=False, max_new_tokens=max_new_tokens, clip_timestamps="0",
-            hallucination_silence_threshold=None, hotwords=None,
-        )
+        self.prompt = self.whisper.get_prompt(self.tokenizer, [], without_timestamps=True)
+        self.suppress_tokens = get_suppressed_tokens(self.tokenizer, [-1])
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
-                         beam_size: int | None = None) -> list[Hypothesis]:
+                         beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
         """Clips are shared out in contiguous shards, one per worker; each worker decodes its shard in batches."""
         _check_clips(clips)
         results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
@@ -165,42 +174,67 @@ class CT2Whisper:
         shards = [s for s in np.array_split(np.array(todo, dtype=int), min(self.workers, len(todo))) if s.size]
         beam_size = beam_size or self.options.beam_size
 
-        def decode_shard(worker: int, shard: np.ndarray) -> None:
+        def decode_shard(shard: np.ndarray) -> None:
             for _, batch in _batches(shard.tolist(), self.options.batch_size):
-                hyps = self._decode(self.pipelines[worker], [clips[i] for i in batch], word_timestamps, beam_size)
-                for i, hyp in zip(batch, hyps):
+                for i, hyp in zip(batch, self._decode([clips[i] for i in batch], word_timestamps, beam_size, fallback)):
                     results[i] = hyp
 
         if self.pool is None or len(shards) < 2:
             for shard in shards:
-                decode_shard(0, shard)
+                decode_shard(shard)
         else:
-            for future in [self.pool.submit(decode_shard, w, shard) for w, shard in enumerate(shards)]:
+            for future in [self.pool.submit(decode_shard, shard) for shard in shards]:
                 future.result()
         return results
 
-    def _decode(self, pipeline, clips: list[np.ndarray], word_timestamps: bool, beam_size: int) -> list[Hypothesis]:
+    def _decode(self, clips: list[np.ndarray], word_timestamps: bool, beam_size: int,
+                fallback: Fallback | None) -> list[Hypothesis]:
+        import ctranslate2
         from faster_whisper.audio import pad_or_trim
-        from faster_whisper.transcribe import get_suppressed_tokens
 
         durations = [clip.size / SAMPLE_RATE for clip in clips]
         features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1]) for clip in clips])
-        options = self._transcription_options(word_timestamps, self.options.new_tokens_for(max(durations)), beam_size)
-        options.suppress_tokens = get_suppressed_tokens(self.tokenizer, options.suppress_tokens)
-        pipeline.last_speech_timestamp = 0.0
-        outputs = pipeline.forward(features, self.tokenizer, [{"offset": 0.0, "duration": d} for d in durations], options)
-        return [self._hypothesis(subsegments) for subsegments in outputs]
+        # On the host, so that a subset of it can be decoded again (and aligned clip by clip) on any device.
+        encoded = np.asarray(self.whisper.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
 
-    @staticmethod
-    def _hypothesis(subsegments: list[dict]) -> Hypothesis:
-        if not subsegments:
-            return empty_hypothesis()
-        text = "".join(s["text"] for s in subsegments).strip()
-        words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w["probability"]))
-                 for s in subsegments for w in s.get("words", []) if w["word"].strip() and "\ufffd" not in w["word"]]
-        first = subsegments[0]
-        return Hypothesis(text=text, words=words, avg_logprob=float(first["avg_logprob"]),
-                          compression_ratio=compression_ratio(text), no_speech_prob=float(first["no_speech_prob"]))
+        def generate(rows: list[int], beam: int) -> list[Hypothesis]:
+            return self._generate(encoded[rows], [durations[i] for i in rows], word_timestamps, beam)
+
+        hyps = generate(list(range(len(clips))), beam_size)
+        return fallback.apply(hyps, generate) if fallback else hyps
+
+    def _generate(self, encoded: np.ndarray, durations: list[float], word_timestamps: bool,
+                  beam_size: int) -> list[Hypothesis]:
+        import ctranslate2
+
+        o = self.options
+        results = self.whisper.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded)), [self.prompt] * len(durations),
+            beam_size=beam_size, max_length=len(self.prompt) + o.new_tokens_for(max(durations)),
+            suppress_blank=True, suppress_tokens=self.suppress_tokens, return_scores=True, return_no_speech_prob=True,
+            repetition_penalty=o.repetition_penalty, no_repeat_ngram_size=o.no_repeat_ngram_size)
+        hyps = []
+        for k, (result, duration) in enumerate(zip(results, durations)):
+            tokens = result.sequences_ids[0]
+            text = self.tokenizer.decode(tokens).strip()
+            words = self._words(encoded[k : k + 1], tokens, duration) if word_timestamps and text else []
+            # scores[0] is the sum of token log-probabilities over the length (length penalty 1); Whisper's
+            # avg_logprob counts the end-of-text token as well.
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+            hyps.append(Hypothesis(text=text, words=words, avg_logprob=float(avg_logprob),
+                                   compression_ratio=compression_ratio(text),
+                                   no_speech_prob=float(result.no_speech_prob)))
+        return hyps
+
+    def _words(self, encoded: np.ndarray, tokens: list[int], duration: float) -> list[Word]:
+        import ctranslate2
+
+        segment = [{"tokens": tokens, "seek": 0, "start": 0.0, "end": duration}]
+        self.whisper.add_word_timestamps(
+            [segment], self.tokenizer, ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded)),
+            [int(np.ceil(duration) * self.whisper.frames_per_second)], PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
+        return [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w["probability"]))
+                for w in segment[0].get("words", []) if w["word"].strip() and "\ufffd" not in w["word"]]
 
 
 class TransformersWhisper:
@@ -226,38 +260,56 @@ class TransformersWhisper:
         self.has_alignment_heads = getattr(self.model.generation_config, "alignment_heads", None) is not None
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
-                         beam_size: int | None = None) -> list[Hypothesis]:
+                         beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
         _check_clips(clips)
         results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
         for offset, batch in _batches(clips, self.options.batch_size):
             todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
             if todo:
-                hyps = self._decode([clip for _, clip in todo], word_timestamps, beam_size or self.options.beam_size)
+                hyps = self._decode([clip for _, clip in todo], word_timestamps, beam_size or self.options.beam_size,
+                                    fallback)
                 for (i, _), hyp in zip(todo, hyps):
                     results[offset + i] = hyp
         return results
 
-    def _decode(self, clips: list[np.ndarray], word_timestamps: bool, beam_size: int) -> list[Hypothesis]:
+    def _decode(self, clips: list[np.ndarray], word_timestamps: bool, beam_size: int,
+                fallback: Fallback | None) -> list[Hypothesis]:
         import torch
+        from transformers.modeling_outputs import BaseModelOutput
 
-        o = self.options
         inputs = self.processor.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt",
                                                   return_attention_mask=True)
         features = inputs.input_features.to(self.device, self.model.dtype)
+        mask = inputs.attention_mask.to(self.device)
+        with torch.inference_mode():
+            encoded = self.model.get_encoder()(features).last_hidden_state
+            no_speech = self._no_speech_probs(BaseModelOutput(last_hidden_state=encoded))
+
+        def generate(rows: list[int], beam: int) -> list[Hypothesis]:
+            return self._generate([clips[i] for i in rows], BaseModelOutput(last_hidden_state=encoded[rows]),
+                                  mask[rows], no_speech[rows], word_timestamps, beam)
+
+        hyps = generate(list(range(len(clips))), beam_size)
+        return fallback.apply(hyps, generate) if fallback else hyps
+
+    def _generate(self, clips: list[np.ndarray], encoder_outputs, mask, no_speech: np.ndarray,
+                  word_timestamps: bool, beam_size: int) -> list[Hypothesis]:
+        import torch
+
+        o = self.options
         want_times = word_timestamps and self.has_alignment_heads
         with torch.inference_mode():
-            encoder_outputs = self.model.get_encoder()(features)
-            no_speech = self._no_speech_probs(encoder_outputs)
             out = self.model.generate(
-                encoder_outputs=encoder_outputs, attention_mask=inputs.attention_mask.to(self.device),
+                encoder_outputs=encoder_outputs, attention_mask=mask,
                 language=o.language, task=o.task, num_beams=beam_size,
                 do_sample=False, max_new_tokens=o.new_tokens_for(max(c.size for c in clips) / SAMPLE_RATE),
                 no_repeat_ngram_size=o.no_repeat_ngram_size, repetition_penalty=o.repetition_penalty,
                 return_dict_in_generate=True, output_scores=True, return_token_timestamps=want_times,
             )
         sequences = out["sequences"].cpu()
-        scores = self.model.compute_transition_scores(
-            sequences, out["scores"], out.get("beam_indices"), normalize_logits=True).cpu().float()
+        # Whisper's generate already gathers a beam search's step scores along the chosen beams, one row per
+        # sequence: passing its beam_indices as well would index them a second time.
+        scores = self.model.compute_transition_scores(sequences, out["scores"], normalize_logits=True).cpu().float()
         times = out["token_timestamps"].cpu().float().numpy() if want_times else None
         prompt_len = sequences.shape[1] - scores.shape[1]
         hyps = []
@@ -327,8 +379,9 @@ class CTCRecognizer:
         self.seconds_per_frame = float(np.prod(self.model.config.conv_stride)) / SAMPLE_RATE
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
-                         beam_size: int | None = None) -> list[Hypothesis]:
-        """Greedy CTC; `beam_size` is accepted for the interface and ignored (no language model to search with)."""
+                         beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
+        """Greedy CTC; `beam_size` and `fallback` are accepted for the interface and ignored (no language model to
+        search with)."""
         import torch
 
         _check_clips(clips)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, stream_audio
 from .guards import GuardOptions, apply_guards, needs_fallback
-from .models import Hypothesis, Recognizer, Word, compression_ratio
+from .models import Fallback, Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance
 
 GAP_SECONDS = 0.2  # silence put between two regions inside one clip
@@ -277,13 +277,8 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
     if not to_decode:
         return
     audios = [_clip_audio(c) for c in to_decode]
-    hyps = recognizer.transcribe_batch(audios, word_timestamps=word_timestamps)
-    retry = [i for i, hyp in enumerate(hyps) if needs_fallback(hyp, options)]
-    if retry:
-        again = recognizer.transcribe_batch([audios[i] for i in retry], word_timestamps=word_timestamps,
-                                            beam_size=options.fallback_beam_size)
-        for i, hyp in zip(retry, again):
-            hyps[i] = hyp
+    fallback = Fallback(lambda hyp: needs_fallback(hyp, options), options.fallback_beam_size)
+    hyps = recognizer.transcribe_batch(audios, word_timestamps=word_timestamps, fallback=fallback)
     for clip, hyp in zip(to_decode, hyps):
         start, end = clip.pieces[0][0], clip.pieces[-1][1]
         speech_seconds = sum(b - a for a, b in clip.pieces)

@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from kidsasr.audio import resample
-from kidsasr.models import DecodeOptions, _ct2_threads_and_workers, compression_ratio, load_recognizer
+from kidsasr.models import (DecodeOptions, Fallback, Hypothesis, _ct2_threads_and_workers, compression_ratio,
+                            empty_hypothesis, load_recognizer)
 
 from conftest import WHISPER_BASE
 
@@ -76,6 +77,23 @@ def test_ct2_threads_go_to_single_thread_workers_on_cpu():
     assert _ct2_threads_and_workers("cuda", DecodeOptions(num_threads=8)) == (8, 1)
 
 
+def test_fallback_decodes_only_the_flagged_rows_again():
+    hyps = [Hypothesis(t, [], -0.2, 1.0, 0.0) for t in ("a", "loop", "b", "loop")]
+    calls = []
+
+    def decode(rows, beam):
+        calls.append((rows, beam))
+        return [Hypothesis(f"beam {i}", [], -0.1, 1.0, 0.0) for i in rows]
+
+    out = Fallback(lambda h: h.text == "loop", beam_size=4).apply(hyps, decode)
+    assert [h.text for h in out] == ["a", "beam 1", "b", "beam 3"] and calls == [([1, 3], 4)]
+    assert Fallback(lambda h: False).apply([empty_hypothesis()], decode) and len(calls) == 1
+
+
+def words_of(hyps):
+    return [(h.text, [(w.text, w.start, w.end) for w in h.words]) for h in hyps]
+
+
 def test_compression_ratio_flags_loops():
     assert compression_ratio("하우스카 " * 40) > 2.4 > compression_ratio("우리 같이 공원에 가서 놀아요.")
 
@@ -136,8 +154,31 @@ def test_ct2_workers_decode_their_shards_like_one_worker(ct2_whisper, speech):
     together = ct2_whisper.transcribe_batch(clips, word_timestamps=True)
     alone = single.transcribe_batch(clips, word_timestamps=True)
     assert together[1].text == "" and len({h.text for h in together}) >= 3  # distinct, so order shows
-    assert [(h.text, [(w.text, w.start, w.end) for w in h.words]) for h in together] == \
-        [(h.text, [(w.text, w.start, w.end) for w in h.words]) for h in alone]
+    assert words_of(together) == words_of(alone)
+
+
+@pytest.mark.slow
+def test_ct2_fallback_reuses_the_encoder_output(ct2_whisper, speech):
+    clips = [speech, speech[: 2 * SR]]
+    beamed = ct2_whisper.transcribe_batch(clips, word_timestamps=True, beam_size=5)
+    model = ct2_whisper.whisper.model
+    encodes = []
+
+    class CountingModel:  # the real CTranslate2 model, its encoder calls counted
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def encode(self, *args, **kwargs):
+            encodes.append(args[0].shape)
+            return model.encode(*args, **kwargs)
+
+    ct2_whisper.whisper.model = CountingModel()
+    try:
+        again = ct2_whisper.transcribe_batch(clips, word_timestamps=True, fallback=Fallback(lambda h: True, 5))
+    finally:
+        ct2_whisper.whisper.model = model
+    assert words_of(again) == words_of(beamed)
+    assert sum(shape[0] for shape in encodes) == len(clips)  # each clip encoded once, for greedy and beam
 
 
 @pytest.mark.slow
@@ -147,3 +188,8 @@ def test_transformers_backend_gives_dtw_word_times(speech):
     assert hyp.text and hyp.words
     assert all(0.0 <= w.start <= w.end <= 3.0 + 1e-6 for w in hyp.words)
     assert [w.start for w in hyp.words] == sorted(w.start for w in hyp.words)
+    clips = [speech[: 3 * SR], speech[SR : 3 * SR]]
+    beamed = recognizer.transcribe_batch(clips, word_timestamps=True, beam_size=3)
+    flagged = recognizer.transcribe_batch(clips, word_timestamps=True, fallback=Fallback(lambda h: h is not None, 3))
+    assert [h.text for h in flagged] == [h.text for h in beamed]
+    assert all(h.words and -5.0 < h.avg_logprob <= 0.0 for h in flagged)
