@@ -27,7 +27,7 @@ WORKERS  ?= 1
 SEED     ?= 0
 
 .PHONY: setup deps-system demo test synth prep train eval subtitle export \
-        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu clean
+        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu distil clean
 
 setup: $(VENV)/.setup-done deps-system
 
@@ -90,6 +90,9 @@ bench-eval: setup
 
 bench-train-cpu: setup
 	$(KIDSASR) train --recipe recipes/bench_cpu.yaml $(if $(PREP),--data $(PREP))
+
+distil: setup
+	$(KIDSASR) train --recipe recipes/distil_cpu.yaml $(if $(PREP),--data $(PREP))
 
 clean:
 	rm -rf $(WORK) .pytest_cache

@@ -34,6 +34,10 @@ class ModelConfig:
     freeze_feature_encoder: bool = True  # CTC only: the convolutional front end
     frozen_encoder_layers: int = 0  # lower encoder layers kept fixed (with the convolutional front end)
     freeze_decoder: bool = False  # Whisper only
+    # Whisper only: keep just these decoder layers of the start model, in order (distil-whisper's shrink and
+    # fine-tune, e.g. [0, 5] of whisper-base's six); each decoding step and each word alignment then costs about
+    # half. Empty keeps every layer.
+    decoder_layers: list[int] = field(default_factory=list)
     gradient_checkpointing: bool = False
     # SpecAugment, applied by the model itself during training (Whisper and wav2vec2 configs both carry it)
     mask_time_prob: float = 0.05
@@ -188,11 +192,11 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     m, d, a, t, e = recipe.model, recipe.data, recipe.augment, recipe.train, recipe.export
     need(m.family in MODEL_FAMILIES, "model.family", f"must be one of {MODEL_FAMILIES}", m.family)
     need(bool(m.name_or_path), "model.name_or_path", "must name a model", m.name_or_path)
-    looks_local = m.name_or_path.startswith((".", "/", "~")) or m.name_or_path.count("/") > 1
-    need(not looks_local or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
-         "no such folder", m.name_or_path)
     need(m.vocab_unit in VOCAB_UNITS, "model.vocab_unit", f"must be one of {VOCAB_UNITS}", m.vocab_unit)
     need(m.frozen_encoder_layers >= 0, "model.frozen_encoder_layers", "must be >= 0", m.frozen_encoder_layers)
+    need(m.decoder_layers == sorted(set(m.decoder_layers)) and min(m.decoder_layers, default=0) >= 0,
+         "model.decoder_layers", "must be increasing layer indices from 0", m.decoder_layers)
+    need(not m.decoder_layers or m.family == "whisper", "model.decoder_layers", "Whisper only", m.decoder_layers)
     for key in ("mask_time_prob", "mask_feature_prob", "dropout"):
         need(0.0 <= getattr(m, key) <= 1.0, f"model.{key}", "must be in [0, 1]", getattr(m, key))
     for key in ("mask_time_length", "mask_feature_length"):
@@ -210,7 +214,10 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     need(d.pack_gap >= 0, "data.pack_gap", "must be >= 0", d.pack_gap)
     need(d.max_dev_utterances >= 0, "data.max_dev_utterances", "must be >= 0", d.max_dev_utterances)
     need(d.max_test_utterances >= 0, "data.max_test_utterances", "must be >= 0", d.max_test_utterances)
-    if check_data:
+    if check_data:  # the files the recipe reads: a start model made by another recipe may not exist yet
+        looks_local = m.name_or_path.startswith((".", "/", "~")) or m.name_or_path.count("/") > 1
+        need(not looks_local or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
+             "no such folder", m.name_or_path)
         prep = Path(d.prep_dir)
         need(prep.is_dir(), "data.prep_dir", "no such folder (run `kidsasr prep` or pass --data)", d.prep_dir)
         for key in ("train_split", "dev_split"):

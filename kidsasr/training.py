@@ -415,12 +415,33 @@ def load_whisper(recipe: Recipe):
     model = WhisperForConditionalGeneration.from_pretrained(
         name, apply_spec_augment=spec_augment, mask_time_prob=m.mask_time_prob, mask_time_length=m.mask_time_length,
         mask_feature_prob=m.mask_feature_prob, mask_feature_length=m.mask_feature_length, dropout=m.dropout)
+    if m.decoder_layers:
+        shrink_decoder(model, m.decoder_layers)
     gen = model.generation_config
     gen.language, gen.task, gen.forced_decoder_ids = m.language, m.task, None
     gen.max_new_tokens, gen.num_beams = recipe.train.max_new_tokens, recipe.train.num_beams
     gen.max_length = None
     model.config.forced_decoder_ids = None
     return model, processor
+
+
+def shrink_decoder(model, keep: list[int]) -> None:
+    """Keep only decoder layers `keep` (increasing indices), in place: distil-whisper's student initialisation.
+
+    The word-timestamp alignment heads that sat in kept layers are renumbered; when none did, every head of the
+    last kept layer is used (what CTranslate2 and transformers assume for a model without a list).
+    """
+    layers = model.model.decoder.layers
+    if not keep or max(keep) >= len(layers):
+        raise RecipeError(f"model.decoder_layers: {keep} is not a subset of the model's {len(layers)} decoder layers")
+    model.model.decoder.layers = torch.nn.ModuleList([layers[k] for k in keep])
+    for new, layer in enumerate(model.model.decoder.layers):
+        for attention in (layer.self_attn, layer.encoder_attn):
+            attention.layer_idx = new  # the key/value cache is indexed by it
+    model.config.decoder_layers = len(keep)
+    gen = model.generation_config
+    heads = [[keep.index(layer), head] for layer, head in getattr(gen, "alignment_heads", None) or [] if layer in keep]
+    gen.alignment_heads = heads or [[len(keep) - 1, h] for h in range(model.config.decoder_attention_heads)]
 
 
 def freeze_whisper(model, recipe: Recipe) -> None:

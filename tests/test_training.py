@@ -115,7 +115,7 @@ def test_shipped_recipes_validate(path):
 def test_recipe_set_is_complete():
     names = {p.stem for p in RECIPES.glob("*.yaml")}
     assert {"whisper_base_kids", "whisper_small_kids", "whisper_large_v3_kids", "wav2vec2_xlsr_kids", "demo_cpu",
-            "bench_cpu"} <= names
+            "bench_cpu", "distil_cpu"} <= names
 
 
 @pytest.mark.parametrize("override, key", [
@@ -132,10 +132,11 @@ def test_recipe_set_is_complete():
     ("augment.music_dir=/no/such/music", "augment.music_dir: no such folder"),
     ("data.prep_dir=/no/such/prep", "data.prep_dir: no such folder"),
     ("model.name_or_path=/no/such/model", "model.name_or_path: no such folder"),
+    ("model.decoder_layers=[5, 0]", "model.decoder_layers: must be increasing"),
 ])
 def test_recipe_errors_name_the_key(override, key):
     with pytest.raises(RecipeError, match=key.replace("[", r"\[").replace("]", r"\]")) as err:
-        load_recipe(RECIPES / "demo_cpu.yaml", [override], check_data=override.startswith("data.prep_dir"))
+        load_recipe(RECIPES / "demo_cpu.yaml", [override], check_data=override.startswith(("data.prep_dir", "model.name_or_path")))
     assert "demo_cpu.yaml" in str(err.value)
 
 
@@ -238,6 +239,34 @@ def test_split_without_shards_is_a_clear_error(prepared, tiny_whisper, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------ models train
+def test_shrink_decoder_keeps_the_chosen_layers_and_their_alignment_heads(tiny_whisper, tmp_path):
+    from kidsasr.export import export_ct2
+
+    teacher = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    student = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
+    student.generation_config.alignment_heads = [[0, 1], [1, 0]]
+    training.shrink_decoder(student, [1])
+    assert student.config.decoder_layers == 1 and len(student.model.decoder.layers) == 1
+    torch.testing.assert_close(student.model.decoder.layers[0].fc1.weight, teacher.model.decoder.layers[1].fc1.weight)
+    assert student.generation_config.alignment_heads == [[0, 0]]
+    features = torch.randn(1, 80, 3000)
+    with torch.no_grad():  # cached generation indexes its key/value cache by the renumbered layers
+        tokens = student.generate(features, max_new_tokens=4, do_sample=False)
+    assert tokens.shape[-1] >= 2
+    student.save_pretrained(tmp_path / "student")
+    WhisperProcessor.from_pretrained(tiny_whisper).save_pretrained(tmp_path / "student")
+    ct2 = export_ct2(str(tmp_path / "student"), tmp_path / "student-ct2")
+    config = json.loads((ct2 / "config.json").read_text())
+    assert config["alignment_heads"] == [[0, 0]]
+
+    other = WhisperForConditionalGeneration.from_pretrained(tiny_whisper)
+    other.generation_config.alignment_heads = [[1, 1]]
+    training.shrink_decoder(other, [0])  # no head in the kept layer: every head of the last kept layer
+    assert other.generation_config.alignment_heads == [[0, 0], [0, 1]]
+    with pytest.raises(RecipeError, match="model.decoder_layers"):
+        training.shrink_decoder(WhisperForConditionalGeneration.from_pretrained(tiny_whisper), [0, 2])
+
+
 def test_encoder_cache_is_exact(tiny_whisper):
     model = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
     features = torch.randn(2, 80, 3000)
