@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         cues, elapsed, result = run_kidsasr(wav, recognizer, style)
         times.append(elapsed)
     wall, cpu = (float(np.median(t)) for t in zip(*times))
-    print(f"kidsasr wall s over {args.repeats} runs: {', '.join(f'{t[0]:.1f}' for t in times)}", file=sys.stderr)
+    walls = [t[0] for t in times]
+    print(f"kidsasr wall s over {args.repeats} runs: {', '.join(f'{w:.1f}' for w in walls)}", file=sys.stderr)
     write_vtt(cues, args.work / "kidsasr.vtt")
     write_jsonl_atomic(args.work / "kidsasr-dropped.jsonl", (d._asdict() for d in result.dropped))
     rows.append(evaluate("kidsasr (ct2 int8, batched, VAD, guards)", args.work / "kidsasr.vtt", label_path, speech,
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     print(f"\n### {duration / 60:.0f}-minute generated episode, model `{args.model}`, {args.threads} CPU threads "
-          f"(kidsasr: median of {args.repeats} runs, {min(t[0] for t in times):.1f}-{max(t[0] for t in times):.1f} s)\n")
+          f"(kidsasr: median of {args.repeats} runs, {min(walls):.1f}-{max(walls):.1f} s)\n")
     print("| tool | wall s | CPU s | RTF (wall) | CER | cues | cues in rules | on-screen time outside speech "
           "| cues spanning a pause |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -136,7 +136,8 @@ def test_recipe_set_is_complete():
 ])
 def test_recipe_errors_name_the_key(override, key):
     with pytest.raises(RecipeError, match=key.replace("[", r"\[").replace("]", r"\]")) as err:
-        load_recipe(RECIPES / "demo_cpu.yaml", [override], check_data=override.startswith(("data.prep_dir", "model.name_or_path")))
+        load_recipe(RECIPES / "demo_cpu.yaml", [override],
+                    check_data=override.startswith(("data.prep_dir", "model.name_or_path")))
     assert "demo_cpu.yaml" in str(err.value)
 
 
