@@ -27,7 +27,7 @@ WORKERS  ?= 1
 SEED     ?= 0
 
 .PHONY: setup deps-system demo test synth prep train eval subtitle export \
-        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu distil clean
+        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu distil fast clean
 
 setup: $(VENV)/.setup-done deps-system
 
@@ -93,6 +93,9 @@ bench-train-cpu: setup
 
 distil: setup
 	$(KIDSASR) train --recipe recipes/distil_cpu.yaml $(if $(PREP),--data $(PREP))
+
+fast: setup
+	$(KIDSASR) train --recipe recipes/fast_cpu.yaml $(if $(PREP),--data $(PREP))
 
 clean:
 	rm -rf $(WORK) .pytest_cache

@@ -344,10 +344,11 @@ class WhisperAligner:
             silence = self._features([np.zeros(SAMPLE_RATE, np.float32)])
             self._silence_states = np.array(self.ct2.encode(ctranslate2.StorageView.from_array(silence), to_cpu=True))
         null_states = ctranslate2.StorageView.from_array(np.repeat(self._silence_states, len(clips), axis=0))
-        n_frames = [max(2, min(len(c) // 160, 3000)) for c in clips]  # mel frames (10 ms)
+        window = self.processor.feature_extractor.nb_max_frames  # mel frames (10 ms) the encoder reads
+        n_frames = [max(2, min(len(c) // 160, window)) for c in clips]
         sot = self.prefix[:-1]  # CTranslate2 adds the no-timestamps token itself
         found = self.ct2.align(states, sot, tokens, n_frames)
-        null = self.ct2.align(null_states, sot, tokens, [3000] * len(clips))
+        null = self.ct2.align(null_states, sot, tokens, [window] * len(clips))
         out = []
         for result, null_result, toks in zip(found, null, tokens):
             path = np.array(result.alignments, dtype=int).reshape(-1, 2)

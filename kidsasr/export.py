@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 CT2_CACHE = Path(os.environ.get("KIDSASR_CACHE", Path.home() / ".cache" / "kidsasr")) / "ct2"
-COPY_FILES = ("tokenizer.json", "preprocessor_config.json")
 
 
 def resolve_model_dir(hf_model: str) -> Path:
@@ -31,17 +30,23 @@ def is_ct2_dir(path: str | os.PathLike) -> bool:
 
 
 def export_ct2(hf_model: str, out_dir: str | os.PathLike, quantization: str = "int8") -> Path:
-    """Convert `hf_model` (id or folder) into `out_dir`; returns `out_dir`. An existing export is replaced."""
+    """Convert `hf_model` (id or folder) into `out_dir`; returns `out_dir`. An existing export is replaced.
+
+    The feature extractor is written as preprocessor_config.json, where faster-whisper reads the encoder window
+    (chunk_length), whether the source keeps it there or, as newer transformers saves, in processor_config.json.
+    """
     from ctranslate2.converters import TransformersConverter
+    from transformers import WhisperFeatureExtractor
 
     source = resolve_model_dir(hf_model)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    copy_files = [name for name in COPY_FILES if (source / name).is_file()]
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
     try:
-        converter = TransformersConverter(str(source), copy_files=copy_files or None)
+        has_tokenizer = (source / "tokenizer.json").is_file()
+        converter = TransformersConverter(str(source), copy_files=["tokenizer.json"] if has_tokenizer else None)
         converter.convert(str(tmp / "model"), quantization=quantization, force=True)
+        WhisperFeatureExtractor.from_pretrained(source).to_json_file(tmp / "model" / "preprocessor_config.json")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp / "model", out_dir)

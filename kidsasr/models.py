@@ -69,6 +69,7 @@ class Fallback:
 class Recognizer(Protocol):
     name: str
     batch_size: int  # clips one transcribe_batch call decodes at once (all its workers together)
+    clip_seconds: float  # the longest clip it reads (a Whisper model's encoder window)
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]: ...
@@ -114,12 +115,13 @@ def empty_hypothesis() -> Hypothesis:
     return Hypothesis(text="", words=[], avg_logprob=0.0, compression_ratio=0.0, no_speech_prob=1.0)
 
 
-def _check_clips(clips: list[np.ndarray]) -> None:
+def _check_clips(clips: list[np.ndarray], max_seconds: float) -> None:
     for clip in clips:
         if clip.ndim != 1:
             raise ValueError(f"clips must be mono 1-D arrays, got shape {clip.shape}")
-        if clip.size > MAX_CLIP_SECONDS * SAMPLE_RATE + 1:
-            raise ValueError(f"clips must be at most {MAX_CLIP_SECONDS:.0f} s, got {clip.size / SAMPLE_RATE:.1f} s")
+        if clip.size > max_seconds * SAMPLE_RATE + 1:
+            raise ValueError(f"clips must be at most {max_seconds:g} s for this model, "
+                             f"got {clip.size / SAMPLE_RATE:.1f} s")
 
 
 def _ct2_threads_and_workers(device: str, options: DecodeOptions) -> tuple[int, int]:
@@ -159,6 +161,7 @@ class CT2Whisper:
         self.batch_size = self.options.batch_size * self.workers
         self.whisper = WhisperModel(str(path), device=device, compute_type=compute_type,
                                     cpu_threads=threads, num_workers=self.workers)
+        self.clip_seconds = float(self.whisper.feature_extractor.chunk_length)  # from preprocessor_config.json
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ct2") if self.workers > 1 else None
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                    task=self.options.task, language=self.options.language)
@@ -168,7 +171,7 @@ class CT2Whisper:
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
         """Clips are shared out in contiguous shards, one per worker; each worker decodes its shard in batches."""
-        _check_clips(clips)
+        _check_clips(clips, self.clip_seconds)
         results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
         todo = [i for i, clip in enumerate(clips) if clip.size >= SAMPLE_RATE // 10]
         shards = [s for s in np.array_split(np.array(todo, dtype=int), min(self.workers, len(todo))) if s.size]
@@ -193,9 +196,15 @@ class CT2Whisper:
         from faster_whisper.audio import pad_or_trim
 
         durations = [clip.size / SAMPLE_RATE for clip in clips]
-        features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1]) for clip in clips])
-        # On the host, so that a subset of it can be decoded again (and aligned clip by clip) on any device.
-        encoded = np.asarray(self.whisper.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
+        frames = self.whisper.feature_extractor.nb_max_frames
+        features = np.stack([pad_or_trim(self.whisper.feature_extractor(clip)[..., :-1], frames) for clip in clips])
+        # On the host, so that a subset of it can be decoded again (and aligned clip by clip) on any device. A CPU
+        # encodes a window at a time: batched, the attention scores outgrow the cache and each window costs up
+        # to 1.6x as much (eval/RESULTS.md).
+        step = len(clips) if self.whisper.model.device != "cpu" else 1
+        encoded = np.concatenate([
+            np.asarray(self.whisper.model.encode(ctranslate2.StorageView.from_array(features[i : i + step]),
+                                                 to_cpu=True)) for i in range(0, len(clips), step)])
 
         def generate(rows: list[int], beam: int) -> list[Hypothesis]:
             return self._generate(encoded[rows], [durations[i] for i in rows], word_timestamps, beam)
@@ -251,6 +260,7 @@ class TransformersWhisper:
         self.name = f"transformers:{model}"
         self.device = torch.device(device)
         self.processor = AutoProcessor.from_pretrained(model)
+        self.clip_seconds = float(self.processor.feature_extractor.chunk_length)
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model, dtype=dtype).to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
@@ -261,7 +271,7 @@ class TransformersWhisper:
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
-        _check_clips(clips)
+        _check_clips(clips, self.clip_seconds)
         results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
         for offset, batch in _batches(clips, self.options.batch_size):
             todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]
@@ -377,6 +387,7 @@ class CTCRecognizer:
         self.blank_id = self.model.config.pad_token_id
         self.delimiter = getattr(self.tokenizer, "word_delimiter_token", "|") or "|"
         self.seconds_per_frame = float(np.prod(self.model.config.conv_stride)) / SAMPLE_RATE
+        self.clip_seconds = MAX_CLIP_SECONDS
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
@@ -384,7 +395,7 @@ class CTCRecognizer:
         search with)."""
         import torch
 
-        _check_clips(clips)
+        _check_clips(clips, self.clip_seconds)
         results: list[Hypothesis] = [empty_hypothesis() for _ in clips]
         for offset, batch in _batches(clips, self.options.batch_size):
             todo = [(i, clip) for i, clip in enumerate(batch) if clip.size >= SAMPLE_RATE // 10]

@@ -54,7 +54,6 @@ from .metrics import score as score_texts
 from .recipe import Recipe, RecipeError, dump_recipe, load_recipe
 from .textnorm import normalize_for_cer, parse_label
 
-WHISPER_FRAMES = 3000  # Whisper's encoder takes exactly 30 s of log-mel frames
 PAD_CHAR, UNK_CHAR, WORD_DELIMITER = "[PAD]", "[UNK]", "|"
 
 
@@ -310,7 +309,8 @@ def cache_states(model, processor, recipe: Recipe, split: SplitData, clips: Clip
     ds = split.dataset
     tokenizer = processor.tokenizer
     copies = recipe.augment.copies if training else 1
-    key = json.dumps([recipe.model.name_or_path, t.encoder_cache_layer, recipe.to_dict()["data"],
+    key = json.dumps([recipe.model.name_or_path, recipe.model.encoder_seconds, t.encoder_cache_layer,
+                      recipe.to_dict()["data"],
                       recipe.to_dict()["augment"] if training else None, t.seed, split.name, list(ds["id"])])
     path = cache_dir / f"{split.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
     if path.is_file():
@@ -346,7 +346,7 @@ def cache_states(model, processor, recipe: Recipe, split: SplitData, clips: Clip
         pieces = []
         for j, i in enumerate(rows):
             pieces += ([gap] if j else []) + [clips(ds[i])]
-        batch_audio.append(np.concatenate(pieces)[: 30 * SAMPLE_RATE])
+        batch_audio.append(np.concatenate(pieces)[: processor.feature_extractor.n_samples])
         labels.append(whisper_labels(tokenizer, " ".join(ds[i]["target"] for i in rows)))
         if len(batch_audio) == t.eval_batch_size:
             flush()
@@ -417,6 +417,12 @@ def load_whisper(recipe: Recipe):
         mask_feature_prob=m.mask_feature_prob, mask_feature_length=m.mask_feature_length, dropout=m.dropout)
     if m.decoder_layers:
         shrink_decoder(model, m.decoder_layers)
+    if m.encoder_seconds:
+        shorten_encoder_window(model, processor.feature_extractor, m.encoder_seconds)
+    window = processor.feature_extractor.chunk_length
+    if max(recipe.data.max_duration, recipe.data.pack_seconds) > window:
+        raise RecipeError(f"{name} reads {window} s windows: set data.max_duration and data.pack_seconds to at most "
+                          f"{window} (or model.encoder_seconds)")
     gen = model.generation_config
     gen.language, gen.task, gen.forced_decoder_ids = m.language, m.task, None
     gen.max_new_tokens, gen.num_beams = recipe.train.max_new_tokens, recipe.train.num_beams
@@ -442,6 +448,29 @@ def shrink_decoder(model, keep: list[int]) -> None:
     gen = model.generation_config
     heads = [[keep.index(layer), head] for layer, head in getattr(gen, "alignment_heads", None) or [] if layer in keep]
     gen.alignment_heads = heads or [[len(keep) - 1, h] for h in range(model.config.decoder_attention_heads)]
+
+
+def shorten_encoder_window(model, feature_extractor, seconds: float) -> None:
+    """Make the encoder read `seconds` of audio instead of 30, in place (its first positions are kept).
+
+    Every clip is padded to the encoder's window, and self-attention over the window grows with its square: on a
+    CPU, two 15 s windows encode in about half the time of one 30 s window (see eval/RESULTS.md). A Whisper
+    checkpoint reads a shorter window at once, but less accurately until it is fine-tuned with it.
+    """
+    encoder = model.model.encoder
+    positions = round(seconds * SAMPLE_RATE / feature_extractor.hop_length / 2)  # the encoder halves the frames
+    current = encoder.embed_positions.num_embeddings
+    if seconds != int(seconds) or not 0 < positions <= current:
+        raise RecipeError(f"model.encoder_seconds: {seconds} must be a whole number of seconds in 1.."
+                          f"{current * 2 * feature_extractor.hop_length // SAMPLE_RATE}")
+    embed = torch.nn.Embedding(positions, model.config.d_model)
+    embed.weight.data.copy_(encoder.embed_positions.weight.data[:positions])
+    embed.requires_grad_(False)  # Whisper's sinusoidal positions stay fixed, as in the original
+    encoder.embed_positions = embed
+    model.config.max_source_positions = positions
+    feature_extractor.chunk_length = int(seconds)
+    feature_extractor.n_samples = int(seconds) * feature_extractor.sampling_rate
+    feature_extractor.nb_max_frames = feature_extractor.n_samples // feature_extractor.hop_length
 
 
 def freeze_whisper(model, recipe: Recipe) -> None:

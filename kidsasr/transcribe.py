@@ -192,15 +192,17 @@ def _piece_segments(clip: Clip, hyp: Hypothesis, dropped: list[Dropped]) -> list
 
 def transcribe_long(audio_path: str | os.PathLike, recognizer: Recognizer, word_timestamps: bool = True,
                     vad_options: VadOptions | None = None, guard_options: GuardOptions | None = None,
-                    max_clip_seconds: float = 30.0, batch_size: int | None = None, chunk_seconds: float = 60.0,
+                    max_clip_seconds: float | None = None, batch_size: int | None = None, chunk_seconds: float = 60.0,
                     progress: bool = False) -> LongTranscript:
     """Transcribe an episode of any length. Raises kidsasr.audio.AudioError for unusable input.
 
+    max_clip_seconds: longest clip decoded (default: the recogniser's clip_seconds, a Whisper encoder window).
     batch_size: clips gathered before a decode call (default: what the recogniser decodes at once).
     """
     from tqdm import tqdm
 
     batch_size = batch_size or recognizer.batch_size
+    max_clip_seconds = max_clip_seconds or recognizer.clip_seconds
 
     guard_options = guard_options or GuardOptions()
     detector = SpeechDetector(vad_options)

@@ -115,7 +115,7 @@ def test_shipped_recipes_validate(path):
 def test_recipe_set_is_complete():
     names = {p.stem for p in RECIPES.glob("*.yaml")}
     assert {"whisper_base_kids", "whisper_small_kids", "whisper_large_v3_kids", "wav2vec2_xlsr_kids", "demo_cpu",
-            "bench_cpu", "distil_cpu"} <= names
+            "bench_cpu", "distil_cpu", "fast_cpu"} <= names
 
 
 @pytest.mark.parametrize("override, key", [
@@ -127,7 +127,9 @@ def test_recipe_set_is_complete():
     ("augment.pitch_prob=1.5", "augment.pitch_prob: must be in [0, 1]"),
     ("augment.noise_snr_db=[30, 5]", "augment.noise_snr_db: expected [min, max]"),
     ("model.family=rnnt", "model.family: must be one of"),
-    ("data.max_duration=45", "data.max_duration: Whisper takes at most 30 s"),
+    ("data.max_duration=45", "data.max_duration: Whisper's encoder reads at most 30 s"),
+    ("model.encoder_seconds=15", "data.max_duration: Whisper's encoder reads at most 15 s"),
+    ("model.encoder_seconds=45", "model.encoder_seconds: must be in 0..30"),
     ("train.encoder_cache_layer=6", "train.encoder_cache_layer: cached layers must be frozen"),
     ("augment.music_dir=/no/such/music", "augment.music_dir: no such folder"),
     ("data.prep_dir=/no/such/prep", "data.prep_dir: no such folder"),
@@ -266,6 +268,37 @@ def test_shrink_decoder_keeps_the_chosen_layers_and_their_alignment_heads(tiny_w
     assert other.generation_config.alignment_heads == [[0, 0], [0, 1]]
     with pytest.raises(RecipeError, match="model.decoder_layers"):
         training.shrink_decoder(WhisperForConditionalGeneration.from_pretrained(tiny_whisper), [0, 2])
+
+
+def test_shortened_encoder_window_trains_exports_and_bounds_clips(prepared, tiny_whisper, tmp_path):
+    from kidsasr.export import export_ct2
+    from kidsasr.models import CT2Whisper
+
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, model={"encoder_seconds": 15, "frozen_encoder_layers": 1},
+                        data={"max_duration": 15.0, "pack_seconds": 15.0}, train={"encoder_cache_layer": 1})
+    setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
+    model = setup.trainer.model
+    assert model.config.max_source_positions == 750 and model.model.encoder.embed_positions.num_embeddings == 750
+    full = WhisperForConditionalGeneration.from_pretrained(tiny_whisper)
+    torch.testing.assert_close(model.model.encoder.embed_positions.weight,
+                               full.model.encoder.embed_positions.weight[:750])
+    assert not model.model.encoder.embed_positions.weight.requires_grad
+    assert setup.trainer.train_dataset.states.shape[1] == 750  # cached states of 15 s windows
+    setup.trainer.train()
+    assert np.isfinite(losses(setup.trainer)).all()
+    best = tmp_path / "short"
+    model.save_pretrained(best)
+    setup.processor.save_pretrained(best)
+    assert WhisperProcessor.from_pretrained(best).feature_extractor.n_samples == 15 * 16000
+    recognizer = CT2Whisper(str(export_ct2(str(best), tmp_path / "short-ct2")))
+    assert recognizer.clip_seconds == 15.0
+    assert len(recognizer.transcribe_batch([np.ones(15 * 16000, np.float32) * 0.01])) == 1
+    with pytest.raises(ValueError, match="at most 15 s for this model"):
+        recognizer.transcribe_batch([np.zeros(20 * 16000, np.float32)])
+
+    start_at_15 = recipe_for(tmp_path, prepared, best)  # max_duration 30 > the model's window
+    with pytest.raises(RecipeError, match="reads 15 s windows"):
+        training.build(start_at_15, tmp_path / "again", tmp_path / "cache")
 
 
 def test_encoder_cache_is_exact(tiny_whisper):

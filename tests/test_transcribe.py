@@ -164,6 +164,23 @@ def test_long_region_is_split_at_its_quietest_frame():
     assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
 
 
+def test_clips_fit_the_recognisers_window(episode, tiny_ctc, monkeypatch):
+    """A model with a short encoder window (model.encoder_seconds) is given clips no longer than that window."""
+    path, _ = episode
+    decoded = tiny_ctc.transcribe_batch
+    sizes: list[int] = []
+
+    def recording(clips, *args, **kwargs):
+        sizes.extend(c.size for c in clips)
+        return decoded(clips, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_ctc, "clip_seconds", 4.0)
+    monkeypatch.setattr(tiny_ctc, "transcribe_batch", recording)
+    result = transcribe_long(path, tiny_ctc, guard_options=UNTRAINED)
+    assert sizes and max(sizes) <= 4.0 * SR + 1
+    assert sum(sizes) / SR >= 0.9 * sum(b - a for a, b in result.speech_regions)  # nothing is left out
+
+
 def test_silence_and_music_give_no_segments(tmp_path, tiny_ctc):
     for name, audio in [("silence", silence(20.0)), ("music", music(20.0, seed=3))]:
         path = tmp_path / f"{name}.wav"
