@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
@@ -80,6 +81,15 @@ def run_faster_whisper(wav: Path, ct2_dir: Path, threads: int) -> tuple[list, tu
     from kidsasr.cues import Cue
 
     model = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+    frames = model.feature_extractor.nb_max_frames
+    if frames != 3000:
+        # faster-whisper reads chunk_length from preprocessor_config.json but pads every window to 3000 frames
+        # (audio.pad_or_trim's default): give it the model's own window so it can run the same weights.
+        import faster_whisper.transcribe
+        from faster_whisper.audio import pad_or_trim
+
+        faster_whisper.transcribe.pad_or_trim = functools.partial(pad_or_trim, length=frames)
+        print(f"faster-whisper: windows padded to {frames} frames, this model's window", file=sys.stderr)
     wall, cpu = time.perf_counter(), time.process_time()
     segments, _ = model.transcribe(str(wav), language="ko", vad_filter=True)
     cues = [Cue(s.start, s.end, [s.text.strip()], float(np.exp(s.avg_logprob)))

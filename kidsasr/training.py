@@ -33,7 +33,7 @@ import re
 import shutil
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -766,7 +766,7 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
             if recipe.train.encoder_cache_layer else test.dataset
         results["test_cer"] = score(setup, "test")
         if recipe.export.evaluate_zero_shot and recipe.model.family == "whisper":
-            baseline = build(recipe, out / "zero-shot", out / "cache", splits={"test": test})
+            baseline = build(zero_shot_recipe(recipe), out / "zero-shot", out / "cache", splits={"test": test})
             results["zero_shot_test_cer"] = score(baseline, "test")
             shutil.rmtree(out / "zero-shot", ignore_errors=True)
     if not setup.trainer.is_world_process_zero():  # every process scores (predict gathers), one exports
@@ -776,6 +776,12 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
     results["total_minutes"] = (time.monotonic() - started) / 60
     write_json_atomic(out / "results.json", results)
     return results
+
+
+def zero_shot_recipe(recipe: Recipe) -> Recipe:
+    """The recipe's starting model untrained, for the zero-shot row: in the recipe's encoder window (the data is
+    cut to it) but with its whole decoder (a student's pruned decoder is only an initialisation)."""
+    return replace(recipe, model=replace(recipe.model, decoder_layers=[]))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

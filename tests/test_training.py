@@ -379,13 +379,16 @@ def test_killed_run_resumes_with_the_same_step_and_data_order(prepared, tiny_whi
 
 
 def test_cached_encoder_run_exports_a_model_card(prepared, tiny_whisper, tmp_path):
-    recipe = recipe_for(tmp_path, prepared, tiny_whisper, model={"frozen_encoder_layers": 1},
+    recipe = recipe_for(tmp_path, prepared, tiny_whisper, model={"frozen_encoder_layers": 1, "decoder_layers": [1]},
                         data={"pack_seconds": 30.0, "max_test_utterances": 4, "max_dev_utterances": 4},
                         train={"encoder_cache_layer": 1, "max_steps": 3, "save_steps": 2})
     recipe.export.ct2 = True
     results = training.train(recipe)
     out = Path(recipe.train.output_dir)
     assert results["global_step"] == 3 and 0 <= results["dev_cer"] and "zero_shot_test_cer" in results
+    baseline = training.zero_shot_recipe(recipe)  # scored with the whole decoder: the student's is an initialisation
+    assert baseline.model.decoder_layers == [] and recipe.model.decoder_layers == [1]
+    assert baseline.model.encoder_seconds == recipe.model.encoder_seconds
     best = out / "best"
     card = (best / "README.md").read_text()
     assert "| this model |" in card and "zero-shot" in card and "demo" not in card.split("## Recipe")[0]
