@@ -411,6 +411,8 @@ def load_whisper(recipe: Recipe):
     name = m.name_or_path
     processor = WhisperProcessor.from_pretrained(name)
     processor.tokenizer.set_prefix_tokens(language=m.language, task=m.task, predict_timestamps=False)
+    if processor.tokenizer.pad_token is None:  # hub copies name <|endoftext|>; without one, transformers 5.17's
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token  # Trainer unsets the model's pad_token_id
     spec_augment = m.mask_time_prob > 0 or m.mask_feature_prob > 0
     model = WhisperForConditionalGeneration.from_pretrained(
         name, apply_spec_augment=spec_augment, mask_time_prob=m.mask_time_prob, mask_time_length=m.mask_time_length,
@@ -576,6 +578,7 @@ def training_arguments(recipe: Recipe, out_dir: Path, has_dev: bool, cached: boo
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=t.dataloader_workers,
+        dataloader_persistent_workers=t.dataloader_workers > 0,
         disable_tqdm=False,
     )
 
@@ -641,10 +644,17 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         model, processor = load_ctc(recipe, build_vocab(list(splits["train"].dataset["target"]), m.vocab_unit),
                                     out_dir)
 
+    packed = packs_audio(recipe)
     if cached:
         datasets = {name: cache_states(model, processor, recipe, split, clips if name == "train" else eval_clips,
                                        cache_dir, training=name == "train") for name, split in splits.items()}
         collator = eval_collator = collate_cached
+    elif packed:
+        from .packed import WindowCollator
+
+        datasets = {name: audio_windows(recipe, processor, split, clips if name == "train" else eval_clips,
+                                        training=name == "train") for name, split in splits.items()}
+        collator = eval_collator = WindowCollator(processor.feature_extractor.n_samples, pad_labels)
     else:
         datasets = {name: split.dataset for name, split in splits.items()}
         if m.family == "whisper":
@@ -653,9 +663,13 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
             collator = CTCCollator(processor, clips, m.vocab_unit)
             eval_collator = CTCCollator(processor, eval_clips, m.vocab_unit)
     has_dev = "dev" in datasets
-    extra = {"cache_layer": t.encoder_cache_layer} if cached else {"eval_collator": eval_collator}
-    args = training_arguments(recipe, out_dir, has_dev=has_dev, cached=cached)
-    trainer = (CachedEncoderTrainer if cached else KidsTrainer)(
+    extra = {"cache_layer": t.encoder_cache_layer} if cached else \
+        {"feature_extractor": processor.feature_extractor} if packed else {"eval_collator": eval_collator}
+    args = training_arguments(recipe, out_dir, has_dev=has_dev, cached=cached or packed)
+    trainer_class = CachedEncoderTrainer if cached else KidsTrainer
+    if packed:
+        from .packed import PackedAudioTrainer as trainer_class
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=datasets.get("train"),
@@ -668,6 +682,21 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         **extra,
     )
     return Setup(recipe, trainer, processor, splits, datasets, clips)
+
+
+def packs_audio(recipe: Recipe) -> bool:
+    """Whisper trained on raw audio packed into windows, features made on the device (kidsasr.packed)."""
+    return recipe.model.family == "whisper" and recipe.train.encoder_cache_layer == 0 and recipe.data.pack_seconds > 0
+
+
+def audio_windows(recipe: Recipe, processor, split: SplitData, clips: ClipSource, training: bool):
+    """A split as kidsasr.packed.AudioWindows: training utterances packed into windows, others one per window."""
+    from .packed import AudioWindows, plan_windows
+
+    ds = split.dataset
+    groups, labels = plan_windows(list(ds["input_length"]), list(ds["target"]), processor.tokenizer, recipe.data,
+                                  recipe.train.seed, pack=training)
+    return AudioWindows(ds, groups, labels, clips, recipe.data.pack_gap, processor.feature_extractor.n_samples)
 
 
 def last_checkpoint(out_dir: Path) -> str | None:
@@ -761,9 +790,13 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
         setup.splits["test"] = test
         results["data"]["test"] = {"kept": len(test.dataset), "read": test.read,
                                    "hours": sum(test.dataset["input_length"]) / 3600}
-        setup.datasets["test"] = cache_states(setup.trainer.model, setup.processor, recipe, test,
-                                              ClipSource(None, 0), out / "cache", training=False) \
-            if recipe.train.encoder_cache_layer else test.dataset
+        if recipe.train.encoder_cache_layer:
+            setup.datasets["test"] = cache_states(setup.trainer.model, setup.processor, recipe, test,
+                                                  ClipSource(None, 0), out / "cache", training=False)
+        elif packs_audio(recipe):
+            setup.datasets["test"] = audio_windows(recipe, setup.processor, test, ClipSource(None, 0), training=False)
+        else:
+            setup.datasets["test"] = test.dataset
         results["test_cer"] = score(setup, "test")
         if recipe.export.evaluate_zero_shot and recipe.model.family == "whisper":
             baseline = build(zero_shot_recipe(recipe), out / "zero-shot", out / "cache", splits={"test": test})
