@@ -53,7 +53,8 @@ cat "$STASH"/$TAR.* | tar -x -C "$STASH/unpacked"
 say "unpacked $(du -sh "$STASH/unpacked" | cut -f1) into $STASH/unpacked"
 
 mkdir -p "$OUT"
-export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
+  HF_DATASETS_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1
 real=$STASH/unpacked/real/korean-read
 [ -d "$real" ] || real=none
 set -o pipefail

@@ -170,10 +170,10 @@ def folder_bytes(folder: Path) -> int:
 
 def device_calls(calls: int, out_name: str, check_args: str = "") -> list[dict]:
     """The device `run` calls, in order: stash every call folder but the last, then run with the last."""
-    plan = [{"command": f"bash recipes/gpu_check.sh stash {n}", "carry": [f"{out_name}/call{n}"], "timeout_s": 120}
+    plan = [{"command": f"bash recipes/gpu_check.sh stash {n}", "carry": [f"{out_name}/call{n}"], "timeout_s": 90}
             for n in range(1, calls)]
     plan.append({"command": f"bash recipes/gpu_check.sh run {calls}" + (f" {check_args}" if check_args else ""),
-                 "carry": [f"{out_name}/call{calls}"], "timeout_s": 420})
+                 "carry": [f"{out_name}/call{calls}"], "timeout_s": 360})
     return plan
 
 
