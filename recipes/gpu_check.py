@@ -4,10 +4,10 @@
 What it does, in order (recipes/GPU.md says how it travels to the lent GPU machine and what it reports):
   1. prints the device (and stops at once, with one line, when there is no CUDA GPU and no --allow-cpu);
   2. zero-shot CER of the start model on the prepared dev and test splits and on both halves of the real
-     read-speech set (kidsasr.real_speech: `tune` guards, `report` is reported);
-  3. kidsasr: `kidsasr.training.build` on recipes/whisper_base_kids.yaml (overridden: the check's steps, batch,
+     read-speech set (kidsasr.evaluation.real_speech: `tune` guards, `report` is reported);
+  3. kidsasr: `kidsasr.training.driver.build` on recipes/whisper_base_kids.yaml (overridden: the check's steps, batch,
      warmup, bf16, no audio augmentation so both systems see the same data), `trainer.train()`, then the
-     recipe's guard against real-speech damage (kidsasr.weight_ensemble on the `tune` half);
+     recipe's guard against real-speech damage (kidsasr.training.weight_ensemble on the `tune` half);
   4. the baseline (recipes/gpu_baseline.py): the transformers speech-recognition example's shape, same model,
      data, full fine-tune, batch, steps, learning-rate schedule and precision;
   5. the report: utterances/s and peak GPU memory of both, their ratio, dev/test CER, zero-shot CER, real
@@ -261,7 +261,7 @@ def throughput(marks: list[tuple[int, float, int]], skip: int) -> tuple[float, f
 
 class Evaluator:
     """Greedy batched transcription with one procedure for every system: clips padded to the encoder window,
-    log-mel on the device (kidsasr.packed.log_mel), bf16 autocast on a GPU, CER by kidsasr's scoring policy."""
+    log-mel on the device (kidsasr.training.packed.log_mel), bf16 autocast on a GPU, CER by kidsasr's scoring policy."""
 
     def __init__(self, device: str, batch_size: int, max_new_tokens: int, language: str, task: str):
         self.device, self.batch_size, self.max_new_tokens = device, batch_size, max_new_tokens
@@ -271,7 +271,7 @@ class Evaluator:
         import numpy as np
         import torch
 
-        from kidsasr.packed import log_mel
+        from kidsasr.training.packed import log_mel
 
         fe = processor.feature_extractor
         model.eval()
@@ -293,7 +293,7 @@ class Evaluator:
         return texts
 
     def cer(self, model, processor, eval_set: dict) -> float:
-        from kidsasr.training import corpus_cer
+        from kidsasr.training.driver import corpus_cer
 
         return corpus_cer(eval_set["refs"], self.transcribe(model, processor, eval_set["clips"]))
 
@@ -364,8 +364,8 @@ def load_eval_sets(recipe, processor, real_dir: str, limit: int, real_limit: int
     import soundfile as sf
 
     from kidsasr.manifest import decode_audio
-    from kidsasr.real_speech import load_half
-    from kidsasr.training import load_training_split
+    from kidsasr.evaluation.real_speech import load_half
+    from kidsasr.training.data import load_training_split
 
     sets = {}
     for name in ("dev", "test"):
@@ -381,7 +381,7 @@ def load_eval_sets(recipe, processor, real_dir: str, limit: int, real_limit: int
 
 
 def kidsasr_recipe(args, model: str, device: str):
-    from kidsasr.recipe import load_recipe
+    from kidsasr.training.recipe import load_recipe
 
     overrides = [f"model.name_or_path={model}", f"data.prep_dir={args.data}",
                  f"train.output_dir={Path(args.work) / 'kidsasr'}", f"train.max_steps={args.steps}",
@@ -398,13 +398,13 @@ def kidsasr_recipe(args, model: str, device: str):
 def train_kidsasr(args, recipe, device: str, report: Report) -> tuple[object, object, SystemResult]:
     import torch
 
-    from kidsasr import training
+    from kidsasr.training.driver import build
 
     result = SystemResult("kidsasr", steps=args.steps)
     fresh_memory(device)
     began = time.perf_counter()
     out = Path(recipe.train.output_dir)
-    setup = training.build(recipe, out, out / "cache")
+    setup = build(recipe, out, out / "cache")
     trainer = setup.trainer
     train_set = setup.datasets["train"]
     if not hasattr(trainer, "utterances_seen"):
@@ -473,7 +473,7 @@ def run(args: argparse.Namespace, device: str) -> dict:
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from kidsasr.weight_ensemble import choose_alpha, snapshot
+    from kidsasr.training.weight_ensemble import choose_alpha, snapshot
 
     started = time.perf_counter()
     out = Path(args.out)

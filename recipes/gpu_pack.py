@@ -99,9 +99,9 @@ def copy_data(prep: Path, dest: Path, budgets: dict[str, float]) -> dict[str, li
 
 
 def copy_real(src: Path, dest: Path) -> int:
-    """manifest.jsonl and every file it names (checked by kidsasr.real_speech.load_clips)."""
+    """manifest.jsonl and every file it names (checked by kidsasr.evaluation.real_speech.load_clips)."""
     sys.path.insert(0, str(ROOT))
-    from kidsasr.real_speech import load_clips
+    from kidsasr.evaluation.real_speech import load_clips
 
     clips = load_clips(src)
     dest.mkdir(parents=True)

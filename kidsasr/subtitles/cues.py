@@ -1,0 +1,634 @@
+"""Subtitle cues from timed words: segmentation, line breaking, timing, rule checks, WebVTT/SRT output.
+
+Pure functions, no models. A style profile (`subtitle/styles/*.yaml`) holds the numbers. The steps:
+
+1. words -> spacing units: each recognised word is one Korean spacing unit (eojeol) or one Latin word, and a
+   line or cue break only ever falls between two of them (`3개월` and `학교에서` are never cut). Words without
+   a finite timestamp are left out: cues are built only from timed words.
+2. units -> phrases: a silence longer than `max_pause_in_cue` or a change of speaker always ends a phrase.
+3. phrase -> cues: dynamic programming over break positions; a cue must fit in `max_lines` lines of
+   `max_line_width` and last at most `max_duration`; breaks after a sentence or clause end, or in a small
+   silence, are preferred; cues that could not be read at `max_cps` cost extra, so the split avoids them.
+4. two short cues of different speakers may share one cue as two `- ` lines (when speaker ids are known).
+5. timing: a cue starts at its first word and ends at its last, then grows only into the silence after it
+   (at most `max_linger`, never closer than `min_gap` to the next cue) and, if still shorter than
+   `min_duration`, up to `max_lead` into the silence before it. What cannot be met is not hidden:
+   `check_cue` reports every remaining rule violation.
+
+Widths: a Hangul syllable (any full-width character) is 1, Latin letters, digits, spaces and punctuation 0.5.
+Reading speed counts letters and digits of any script (1 each); spaces, punctuation, symbols and speaker dashes
+are not counted; it is measured over the cue's time on screen.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+import math
+import os
+import unicodedata
+from bisect import bisect_left
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence
+
+from .. import config
+from ..fileio import atomic_path, write_json_atomic
+
+STYLES_DIR = Path(__file__).resolve().parents[2] / "subtitle" / "styles"
+SENTENCE_END = ".?!…。？！"
+CLAUSE_END = ",;:，、"
+CLOSING = "\"'”’)]}」』》〉"
+TRAILING_PUNCTUATION = SENTENCE_END + CLAUSE_END + CLOSING
+SPEAKER_DASH = "- "
+WEAK_CONFIDENCE = 0.5
+
+# costs of the cue segmentation (units: "one more cue")
+_CUE_COST = 1.0
+_BREAK_COST = {"sentence": 0.0, "clause": 0.4, "pause": 0.6, "word": 1.5}
+_UNREADABLE_COST = 6.0
+_LINE_BREAK_MISS = 3.0
+_ORPHAN_COST = 1.0
+_PAUSE_INSIDE_COST = 1.5  # per second of silence inside a cue beyond _SHORT_PAUSE
+_SHORT_PAUSE = 0.2
+_SENTENCE_INSIDE_COST = 0.4
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    max_lines: int = 2
+    max_line_width: float = 16.0
+    min_duration: float = 0.833
+    max_duration: float = 7.0
+    max_cps: float = 9.0
+    min_gap: float = 0.083
+    max_pause_in_cue: float = 1.0
+    max_linger: float = 0.5
+    max_lead: float = 0.125
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "name" and value < 0:
+                raise ValueError(f"style {self.name}: {f.name} must be a non-negative number, got {value!r}")
+        if self.max_lines < 1:
+            raise ValueError(f"style {self.name}: max_lines must be at least 1")
+        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"style {self.name}: {key} must be positive")
+        if self.min_duration > self.max_duration:
+            raise ValueError(f"style {self.name}: min_duration {self.min_duration} > max_duration {self.max_duration}")
+
+
+def load_style(name_or_path: str | os.PathLike = "kids") -> Style:
+    """A built-in profile by name (`kids`, `adult`: `subtitle/styles/<name>.yaml`) or a YAML file of your own."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml") and not path.is_file():
+        path = STYLES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        built_in = ", ".join(sorted(p.stem for p in STYLES_DIR.glob("*.yaml"))) or "none found"
+        raise ValueError(f"style {str(name_or_path)!r}: no file {path} (built-in styles: {built_in})")
+    values = config.read_yaml(path)
+    values.setdefault("name", path.stem)
+    try:
+        return config.from_mapping(Style, values, str(path))
+    except config.ConfigError:
+        raise
+    except ValueError as e:  # a rule between keys (Style.__post_init__)
+        raise config.ConfigError(f"{path}: {e}") from e
+
+
+def _char_width(ch: str) -> float:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf", "Cc"):
+        return 0.0
+    return 1.0 if unicodedata.east_asian_width(ch) in ("W", "F") else 0.5
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def text_width(s: str) -> float:
+    """Display width: Hangul (and other full-width characters) 1; Latin, digits, spaces, punctuation 0.5."""
+    return sum(_char_width(ch) for ch in unicodedata.normalize("NFC", s))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def reading_length(s: str) -> int:
+    """The characters that count for reading speed: letters and digits of any script."""
+    return sum(1 for ch in unicodedata.normalize("NFC", s) if unicodedata.category(ch)[0] in "LN")
+
+
+class TimedWord(Protocol):
+    """What `kidsasr.asr.models.Word` provides; an optional `speaker` attribute enables speaker dashes."""
+
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class CueWord:
+    """One spacing unit on screen: the only places a line or a cue may break are between two of them."""
+
+    text: str
+    start: float
+    end: float
+    probability: float
+    speaker: str | None = None
+
+
+@dataclass
+class Cue:
+    start: float
+    end: float
+    lines: list[str]
+    confidence: float
+    words: list[CueWord] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def speech_start(self) -> float:
+        return min(w.start for w in self.words) if self.words else self.start
+
+    @property
+    def speech_end(self) -> float:
+        return max(w.end for w in self.words) if self.words else self.end
+
+    @property
+    def min_probability(self) -> float:
+        return min((w.probability for w in self.words), default=self.confidence)
+
+
+# ---------------------------------------------------------------------------------------------- building cues
+
+
+def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequence[tuple[float, float]] | None = None
+               ) -> list[Cue]:
+    """Cues for one episode from its timed words (absolute times, in any order).
+
+    With `speech_regions` (VAD), word times are clipped to the speech region they overlap most, so a word whose
+    end the aligner stretched into a silence does not keep its cue on screen there.
+    """
+    units = _spacing_units(words)
+    if speech_regions:
+        units = _clip_to_regions(units, _sorted_regions(speech_regions))
+    groups: list[list[CueWord]] = []
+    for first, last in _phrases(units, style):
+        next_start = units[last].start if last < len(units) else math.inf
+        previous_end = units[first - 1].end if first > 0 else -math.inf
+        groups.extend(_split_phrase(units[first:last], style, next_start, previous_end))
+    return _timed_cues(_with_speaker_pairs(groups, style), style)
+
+
+def _clean_text(text: str) -> str:
+    return " ".join(str(text).replace("...", "…").split())
+
+
+def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
+    timed = []
+    for w in words:
+        text = _clean_text(w.text)
+        start, end = _as_float(w.start), _as_float(w.end)
+        if not text or start is None or end is None or start < 0:
+            continue
+        probability = _as_float(w.probability)
+        probability = 0.0 if probability is None else min(max(probability, 0.0), 1.0)
+        timed.append(CueWord(text, start, max(start, end), probability, getattr(w, "speaker", None)))
+    timed.sort(key=lambda w: w.start)
+    units: list[CueWord] = []
+    for w in timed:
+        # a stray punctuation token belongs to the word before it ("했어요" + "?")
+        if units and all(ch in TRAILING_PUNCTUATION for ch in w.text) and units[-1].speaker == w.speaker \
+                and w.start - units[-1].end <= 1.0:
+            last = units[-1]
+            units[-1] = CueWord(last.text + w.text, last.start, max(last.end, w.end),
+                                min(last.probability, w.probability), last.speaker)
+        else:
+            units.append(w)
+    return units
+
+
+def _as_float(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _sorted_regions(regions: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    return sorted((float(s), float(e)) for s, e in regions if e > s)
+
+
+def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -> list[CueWord]:
+    starts = [s for s, _ in regions]
+    clipped = []
+    for u in units:
+        best, best_overlap = None, 0.0
+        for k in range(max(0, bisect_left(starts, u.start) - 1), len(regions)):
+            s, e = regions[k]
+            if s > u.end:
+                break
+            overlap = min(e, u.end) - max(s, u.start)
+            if overlap > best_overlap:
+                best, best_overlap = (s, e), overlap
+        if best is None:
+            clipped.append(u)
+        else:
+            start = max(u.start, best[0])
+            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker))
+    return clipped
+
+
+def _different_speakers(a: CueWord, b: CueWord) -> bool:
+    return a.speaker is not None and b.speaker is not None and a.speaker != b.speaker
+
+
+def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
+    """[first, last) unit ranges separated by a long silence or a change of speaker."""
+    bounds = [0]
+    for k in range(1, len(units)):
+        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]):
+            bounds.append(k)
+    bounds.append(len(units))
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _break_kind(text: str, gap_after: float) -> str:
+    """How good a break after `text` is: after a sentence, a clause, in a pause, or just between words."""
+    last = text.rstrip(CLOSING)[-1:]
+    if last and last in SENTENCE_END:
+        return "sentence"
+    if last and last in CLAUSE_END:
+        return "clause"
+    return "pause" if gap_after >= 0.3 else "word"
+
+
+def break_lines(texts: Sequence[str], style: Style) -> list[str] | None:
+    """The most balanced way to set spacing units on at most `max_lines` lines, one line when it fits.
+
+    Lines break only between units, preferably after a clause or sentence end. None when the units do not fit;
+    a single unit always gets its own line, even if too wide (check_cue reports it).
+    """
+    widths = [text_width(t) for t in texts]
+    limit = style.max_line_width + 1e-9
+    total = sum(widths) + 0.5 * (len(texts) - 1)
+    if len(texts) == 1 or total <= limit:
+        return [" ".join(texts)]
+    if total > style.max_lines * limit + 0.5 * (style.max_lines - 1):
+        return None
+    best: tuple[float, list[str]] | None = None
+    for n_lines in range(2, min(style.max_lines, len(texts)) + 1):
+        for cuts in _cut_positions(len(texts), n_lines):
+            bounds = [0, *cuts, len(texts)]
+            line_widths = [sum(widths[a:b]) + 0.5 * (b - a - 1) for a, b in zip(bounds, bounds[1:])]
+            if max(line_widths) > limit:
+                continue
+            missed = sum(_break_kind(texts[c - 1], 0.0) == "word" for c in cuts)
+            score = max(line_widths) - min(line_widths) + _LINE_BREAK_MISS * missed + 100 * n_lines
+            if best is None or score < best[0]:
+                best = (score, [" ".join(texts[a:b]) for a, b in zip(bounds, bounds[1:])])
+        if best is not None:
+            return best[1]
+    return None
+
+
+def _cut_positions(n: int, n_lines: int, first: int = 1) -> Iterable[list[int]]:
+    if n_lines == 1:
+        yield []
+        return
+    for cut in range(first, n - n_lines + 2):
+        for rest in _cut_positions(n, n_lines - 1, cut + 1):
+            yield [cut, *rest]
+
+
+def _split_phrase(phrase: list[CueWord], style: Style, next_start: float, previous_end: float
+                  ) -> list[list[CueWord]]:
+    """Cheapest cut of a phrase into cues (dynamic programming over the unit boundaries)."""
+    n = len(phrase)
+    max_units_per_cue = int(style.max_lines * (style.max_line_width + 0.5)) + 1  # a unit and its space take >= 1
+    best = [0.0] + [math.inf] * n
+    back = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j - 1, max(-1, j - 1 - max_units_per_cue), -1):
+            if best[i] == math.inf:
+                continue
+            cost = _cue_cost(phrase, i, j, style, next_start, previous_end)
+            if cost is None:
+                if j - i > 1:
+                    break  # adding units before i only makes the cue longer and wider
+                cost = _CUE_COST + _UNREADABLE_COST  # a single unit that breaks a rule on its own
+            if best[i] + cost < best[j]:
+                best[j], back[j] = best[i] + cost, i
+    cuts, j = [], n
+    while j > 0:
+        cuts.append((back[j], j))
+        j = back[j]
+    return [phrase[i:j] for i, j in reversed(cuts)]
+
+
+def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: float, previous_end: float
+              ) -> float | None:
+    units = phrase[i:j]
+    speech = units[-1].end - units[0].start
+    if speech > style.max_duration or break_lines([u.text for u in units], style) is None:
+        return None
+    after = (phrase[j].start if j < len(phrase) else next_start) - units[-1].end
+    before = units[0].start - (phrase[i - 1].end if i > 0 else previous_end)
+    on_screen = speech + max(0.0, min(style.max_linger, after - style.min_gap)) \
+        + max(0.0, min(style.max_lead, before - style.min_gap))
+    on_screen = min(on_screen, max(speech, style.max_duration))
+    needed = max(style.min_duration, reading_length("".join(u.text for u in units)) / style.max_cps)
+    cost = _CUE_COST
+    if on_screen + 1e-9 < needed:
+        cost += _UNREADABLE_COST * (1.0 + (needed - on_screen) / needed)
+    if j < len(phrase):
+        cost += _BREAK_COST[_break_kind(units[-1].text, after)]
+    if j - i < len(phrase) and text_width(" ".join(u.text for u in units)) < style.max_line_width / 3:
+        cost += _ORPHAN_COST  # "거예요." alone after a full cue reads badly
+    for a, b in zip(units, units[1:]):
+        # a silence kept on screen, and a new sentence started inside the cue ("…줄래요? 오늘 / 다온 어린이는…")
+        cost += _PAUSE_INSIDE_COST * max(0.0, b.start - a.end - _SHORT_PAUSE)
+        cost += _SENTENCE_INSIDE_COST * (_break_kind(a.text, 0.0) == "sentence")
+    return cost
+
+
+def _with_speaker_pairs(groups: list[list[CueWord]], style: Style) -> list[list[CueWord]]:
+    """Where a short cue of one speaker could not stay on screen long enough to be read, join it with the
+    neighbouring words of the other speaker into one two-line dash cue ("- 뭐야?" / "- 사과야.")."""
+    if style.max_lines < 2:
+        return groups
+    queue = list(groups)
+    paired: list[list[CueWord]] = []
+    k = 0
+    while k < len(queue):
+        a = queue[k]
+        b = queue[k + 1] if k + 1 < len(queue) else None
+        if b is None or not _different_speakers(a[-1], b[0]) or b[0].start - a[-1].end > style.max_pause_in_cue:
+            paired.append(a)
+            k += 1
+            continue
+        after_b = queue[k + 2][0].start if k + 2 < len(queue) else math.inf
+        if not _readable(a, b[0].start, style) and _fits_dash_line(a, style):
+            m = _best_dash_part(b, style, a[0].start, after_b, from_start=True)
+            if m:
+                paired.append(a + b[:m])
+                queue[k + 1] = b[m:]
+                k += 1 if m < len(b) else 2
+                continue
+        if not _readable(b, after_b, style) and _fits_dash_line(b, style):
+            m = _best_dash_part(a, style, b[-1].end, b[0].start, from_start=False)
+            if m:
+                paired.extend([a[:-m], a[-m:] + b] if m < len(a) else [a + b])
+                k += 2
+                continue
+        paired.append(a)
+        k += 1
+    return paired
+
+
+def _readable(part: list[CueWord], next_start: float, style: Style) -> bool:
+    on_screen = part[-1].end - part[0].start + max(0.0, min(style.max_linger, next_start - part[-1].end - style.min_gap))
+    needed = max(style.min_duration, reading_length("".join(u.text for u in part)) / style.max_cps)
+    return on_screen >= needed
+
+
+def _fits_dash_line(part: list[CueWord], style: Style) -> bool:
+    return len({u.speaker for u in part}) == 1 and \
+        text_width(" ".join(u.text for u in part)) + text_width(SPEAKER_DASH) <= style.max_line_width + 1e-9
+
+
+def _best_dash_part(part: list[CueWord], style: Style, other_end: float, after_part: float, from_start: bool
+                    ) -> int:
+    """How many units from the start (or the end) of `part` to put on the other speaker's dash line: the
+    part that fits, leaves a readable rest and ends at the best break, longest first; 0 when there is none."""
+    best, best_cost = 0, math.inf
+    for m in range(len(part), 0, -1):
+        piece = part[:m] if from_start else part[-m:]
+        span = max(piece[-1].end, other_end) - min(piece[0].start, other_end)
+        if not _fits_dash_line(piece, style) or span > style.max_duration:
+            continue
+        if m == len(part):
+            return m
+        rest_readable = _readable(part[m:], after_part, style) if from_start else _readable(part[:-m], piece[0].start, style)
+        if not rest_readable:
+            continue
+        before, after = (part[m - 1], part[m]) if from_start else (part[-m - 1], part[-m])
+        cost = _BREAK_COST[_break_kind(before.text, after.start - before.end)]
+        if cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+def _lines_for(units: list[CueWord], style: Style) -> list[str]:
+    speakers = [u.speaker for u in units]
+    if len(set(speakers)) == 2 and None not in speakers and style.max_lines >= 2:
+        cut = next(k for k in range(1, len(units)) if speakers[k] != speakers[k - 1])
+        return [SPEAKER_DASH + " ".join(u.text for u in part) for part in (units[:cut], units[cut:])]
+    return break_lines([u.text for u in units], style) or [" ".join(u.text for u in units)]
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def _timed_cues(groups: list[list[CueWord]], style: Style) -> list[Cue]:
+    """Set each cue's times in whole milliseconds (the file's resolution), so every rule holds as written."""
+    gap, linger, lead = _ms(style.min_gap), _ms(style.max_linger), _ms(style.max_lead)
+    cues: list[Cue] = []
+    previous_end = -10**12
+    for k, units in enumerate(groups):
+        speech_start, speech_end = _ms(units[0].start), _ms(max(u.end for u in units))
+        next_start = _ms(groups[k + 1][0].start) if k + 1 < len(groups) else 10**15
+        lines = _lines_for(units, style)
+        needed = _ms(max(style.min_duration, reading_length("".join(lines)) / style.max_cps))
+        start = max(speech_start, previous_end + gap, 0)
+        latest_end = min(max(speech_end, start + _ms(style.max_duration)), speech_end + linger, next_start - gap)
+        end = min(max(speech_end, start + needed), latest_end)
+        if end - start < needed:
+            start -= max(0, min(needed - (end - start), lead, start - (previous_end + gap), start))
+        end = max(end, start + 1)
+        confidence = sum(u.probability for u in units) / len(units)
+        cues.append(Cue(start / 1000, end / 1000, lines, round(confidence, 4), list(units)))
+        previous_end = end
+    return cues
+
+
+# ------------------------------------------------------------------------------------------------ rule checks
+
+
+def check_cue(cue: Cue, style: Style, previous: Cue | None = None,
+              speech_regions: Sequence[tuple[float, float]] | None = None) -> list[str]:
+    """Every style rule this cue breaks, in words; [] when it keeps them all. Times are compared in whole
+    milliseconds, as they are written. With `speech_regions` (VAD), time on screen without speech is checked."""
+    return _check(cue, style, previous, None if speech_regions is None else _sorted_regions(speech_regions))
+
+
+def check_cues(cues: Sequence[Cue], style: Style, speech_regions: Sequence[tuple[float, float]] | None = None
+               ) -> list[list[str]]:
+    """check_cue for each cue against the one before it."""
+    regions = None if speech_regions is None else _sorted_regions(speech_regions)
+    return [_check(cue, style, cues[k - 1] if k else None, regions) for k, cue in enumerate(cues)]
+
+
+def _check(cue: Cue, style: Style, previous: Cue | None, regions: list[tuple[float, float]] | None) -> list[str]:
+    problems = []
+    start, end = _ms(cue.start), _ms(cue.end)
+    if len(cue.lines) > style.max_lines:
+        problems.append(f"{len(cue.lines)} lines > {style.max_lines}")
+    for number, line in enumerate(cue.lines, 1):
+        width = text_width(line)
+        if width > style.max_line_width + 1e-9:
+            problems.append(f"line {number} width {width:g} > {style.max_line_width:g}")
+    duration = end - start
+    if duration < _ms(style.min_duration):
+        problems.append(f"duration {duration / 1000:.3f} s < {style.min_duration:g} s")
+    if duration > _ms(style.max_duration):
+        problems.append(f"duration {duration / 1000:.3f} s > {style.max_duration:g} s")
+    chars = reading_length("".join(cue.lines))
+    if duration <= 0:
+        problems.append("ends before it starts")
+    elif chars / (duration / 1000) > style.max_cps + 1e-9:
+        problems.append(f"reading speed {chars / (duration / 1000):.1f} chars/s > {style.max_cps:g}")
+    if previous is not None:
+        if start <= _ms(previous.start):
+            problems.append("starts at or before the previous cue's start")
+        elif start - _ms(previous.end) < _ms(style.min_gap):
+            problems.append(f"gap to the previous cue {(start - _ms(previous.end)) / 1000:.3f} s "
+                            f"< {style.min_gap:g} s")
+    if not cue.words:
+        problems.append("no timed words")
+    else:
+        problems.extend(_word_timing_problems(cue, style))
+    if regions is not None:
+        problems.extend(_speech_problems(cue, regions, style))
+    return problems
+
+
+def _word_timing_problems(cue: Cue, style: Style) -> list[str]:
+    problems = []
+    start, end = _ms(cue.start), _ms(cue.end)
+    words = sorted(cue.words, key=lambda w: w.start)
+    longest = max((b.start - a.end for a, b in zip(words, words[1:])), default=0.0)
+    if _ms(longest) > _ms(style.max_pause_in_cue):
+        problems.append(f"spans a pause of {longest:.3f} s > {style.max_pause_in_cue:g} s")
+    speech_start, speech_end = _ms(cue.speech_start), _ms(cue.speech_end)
+    if end - speech_end > _ms(style.max_linger):
+        problems.append(f"stays {(end - speech_end) / 1000:.3f} s after its last word > {style.max_linger:g} s")
+    if speech_end - end > _ms(style.max_lead):
+        problems.append(f"leaves the screen {(speech_end - end) / 1000:.3f} s before its last word ends")
+    if speech_start - start > _ms(style.max_lead):
+        problems.append(f"appears {(speech_start - start) / 1000:.3f} s before its first word > {style.max_lead:g} s")
+    if start - speech_start > _ms(style.max_lead):
+        problems.append(f"appears {(start - speech_start) / 1000:.3f} s after its first word starts")
+    return problems
+
+
+def _speech_problems(cue: Cue, regions: list[tuple[float, float]], style: Style) -> list[str]:
+    """Speech under the words, and the longest time on screen without speech; `regions` sorted by start."""
+    m = max(0, bisect_left(regions, cue.start, key=lambda r: r[0]) - 1)
+    silence_start = regions[m - 1][1] if m > 0 else -math.inf
+    heard, longest_silence = False, 0.0
+    while True:
+        silence_end = regions[m][0] if m < len(regions) else math.inf
+        longest_silence = max(longest_silence, min(cue.end, silence_end) - max(cue.start, silence_start))
+        if m == len(regions) or silence_end >= cue.end:
+            break
+        heard |= regions[m][0] <= cue.speech_end and regions[m][1] >= cue.speech_start
+        silence_start = max(silence_start, regions[m][1])
+        m += 1
+    problems = []
+    if not heard:
+        problems.append("no speech (VAD) under the cue's words")
+    if _ms(longest_silence) > _ms(style.max_pause_in_cue):
+        problems.append(f"on screen for {longest_silence:.3f} s without speech (VAD) > {style.max_pause_in_cue:g} s")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------------- output
+
+
+def escape_vtt(text: str) -> str:
+    """WebVTT cue text escaping: `&`, `<` and `>` (so `-->` cannot end up in a cue)."""
+    return html.escape(text, quote=False)
+
+
+def escape_srt(text: str) -> str:
+    """SRT has no escapes, and players read `<...>` as tags: angle brackets become ‹ › (so no `-->` either)."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def _captions(cues: Sequence[Cue], escape, notes: bool) -> list:
+    import webvtt
+
+    captions = []
+    for cue in cues:
+        caption = webvtt.Caption(_timestamp(cue.start), _timestamp(cue.end), [escape(line) for line in cue.lines])
+        if notes:
+            caption.comments = [f"confidence {cue.confidence:.3f} lowest word {cue.min_probability:.3f}"
+                                + (" WEAK" if cue.confidence < WEAK_CONFIDENCE else "")]
+        captions.append(caption)
+    return captions
+
+
+def _timestamp(seconds: float) -> str:
+    import webvtt
+
+    return str(webvtt.models.Timestamp.from_seconds(round(seconds, 3)))
+
+
+def vtt_text(cues: Sequence[Cue], notes: bool = True, header: str | None = None) -> str:
+    """The WebVTT file content (webvtt-py writes it; a NOTE with the confidence before each cue)."""
+    import webvtt
+
+    document = webvtt.WebVTT(captions=_captions(cues, escape_vtt, notes), header_comments=[header] if header else None)
+    buffer = io.StringIO()
+    document.write(buffer)
+    return buffer.getvalue()
+
+
+def write_vtt(cues: Sequence[Cue], path: str | os.PathLike, notes: bool = True, header: str | None = None) -> None:
+    """Write WebVTT atomically: a reader never sees a half-written file. An empty list gives a valid empty file."""
+    text = vtt_text(cues, notes, header)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def write_srt(cues: Sequence[Cue], path: str | os.PathLike) -> None:
+    """Write SubRip atomically (webvtt-py's SRT writer)."""
+    import webvtt
+
+    buffer = io.StringIO()
+    webvtt.WebVTT(captions=_captions(cues, escape_srt, notes=False)).write(buffer, format="srt")
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue() + "\n" if cues else "", encoding="utf-8")
+
+
+def cues_json_path(subtitle_path: str | os.PathLike) -> Path:
+    """`OUT.vtt` -> `OUT.cues.json`, the review side file."""
+    path = Path(subtitle_path)
+    return path.with_name(path.stem + ".cues.json")
+
+
+def write_cues_json(cues: Sequence[Cue], path: str | os.PathLike, style: Style,
+                    speech_regions: Sequence[tuple[float, float]] | None = None, **extra: Any) -> list[list[str]]:
+    """The review side file: each cue with its confidence, weakest word, words and rule violations (returned)."""
+    problems = check_cues(cues, style, speech_regions)
+    rows = []
+    for number, (cue, issues) in enumerate(zip(cues, problems), 1):
+        rows.append({
+            "index": number, "start": round(cue.start, 3), "end": round(cue.end, 3), "lines": cue.lines,
+            "confidence": round(cue.confidence, 4), "min_word_probability": round(cue.min_probability, 4),
+            "weak": cue.confidence < WEAK_CONFIDENCE, "violations": issues,
+            "words": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(w).items()}
+                      for w in cue.words],
+        })
+    regions = None if speech_regions is None else [[round(s, 3), round(e, 3)] for s, e in speech_regions]
+    write_json_atomic(path, {**extra, "style": asdict(style), "weak_threshold": WEAK_CONFIDENCE,
+                             "cues_with_violations": sum(bool(p) for p in problems), "speech_regions": regions,
+                             "cues": rows})
+    return problems
