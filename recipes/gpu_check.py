@@ -132,8 +132,9 @@ class SystemResult:
     timed_steps: int = 0
     utterances_per_second: float = 0.0
     steps_per_second: float = 0.0
-    peak_memory_gib: float = 0.0
+    peak_memory_gib: float = 0.0  # most memory allocated during training, less what was held before it began
     peak_reserved_gib: float = 0.0
+    held_before_gib: float = 0.0  # allocated when training began (left over from earlier stages)
     prepare_seconds: float = 0.0
     final_loss: float | None = None
     cer: dict[str, float] = field(default_factory=dict)
@@ -302,6 +303,7 @@ class Evaluator:
 
 
 def memory_stats(device: str) -> tuple[float, float]:
+    """(most allocated, most reserved) GiB since the last fresh_memory."""
     import torch
 
     if device != "cuda":
@@ -309,13 +311,16 @@ def memory_stats(device: str) -> tuple[float, float]:
     return torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30
 
 
-def fresh_memory(device: str) -> None:
+def fresh_memory(device: str) -> float:
+    """Free what can be freed, restart the peak counters; returns the GiB still allocated."""
     import torch
 
     gc.collect()
-    if device == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    if device != "cuda":
+        return 0.0
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated() / 2**30
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -401,7 +406,7 @@ def train_kidsasr(args, recipe, device: str, report: Report) -> tuple[object, ob
     from kidsasr.training.driver import build
 
     result = SystemResult("kidsasr", steps=args.steps)
-    fresh_memory(device)
+    result.held_before_gib = fresh_memory(device)
     began = time.perf_counter()
     out = Path(recipe.train.output_dir)
     setup = build(recipe, out, out / "cache")
@@ -433,7 +438,8 @@ def fill_training(result: SystemResult, marks, skip: int, trainer, device: str) 
     result.utterances_per_second, result.steps_per_second = ups, sps
     result.timed_steps, result.train_seconds = steps, seconds
     result.utterances_seen = marks[-1][2] if marks else 0
-    result.peak_memory_gib, result.peak_reserved_gib = memory_stats(device)
+    peak, reserved = memory_stats(device)
+    result.peak_memory_gib, result.peak_reserved_gib = peak - result.held_before_gib, reserved
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     result.final_loss = losses[-1] if losses else None
     result.notes.append(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "no loss logged")
@@ -445,7 +451,7 @@ def train_baseline(args, recipe, model: str, device: str, report: Report):
     import gpu_baseline
 
     result = SystemResult("baseline", steps=args.steps, batch=f"{args.batch_size} utterances")
-    fresh_memory(device)
+    result.held_before_gib = fresh_memory(device)
     began = time.perf_counter()
     settings = gpu_baseline.BaselineSettings(
         model=model, prep_dir=args.data, out_dir=str(Path(args.work) / "baseline"), steps=args.steps,
@@ -478,7 +484,6 @@ def run(args: argparse.Namespace, device: str) -> dict:
     started = time.perf_counter()
     out = Path(args.out)
     work = Path(args.work)
-    os.environ.setdefault("HF_DATASETS_CACHE", str(work / "datasets-cache"))
     report = Report(out)
     report.data["started"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     info = describe_device(device)
@@ -560,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_baseline beside this file
     sys.path.insert(0, str(ROOT))  # kidsasr from this checkout
+    os.environ.setdefault("HF_DATASETS_CACHE", str(Path(args.work) / "datasets-cache"))  # before datasets loads
     try:
         run(args, device)
     except BaseException as e:  # the report keeps what was measured, and says where it stopped
