@@ -109,7 +109,8 @@ def load_training_split(recipe: Recipe, split: str, tokenizer=None, limit: int =
     return SplitData(split, ds, read, reasons)
 
 
-def add_bank_speech(recipe: Recipe, train: SplitData, held_out: list[str], cache_dir: Path) -> SplitData:
+def add_bank_speech(recipe: Recipe, train: SplitData, held_out: list[str], cache_dir: Path,
+                    verbose: bool = True) -> SplitData:
     """The training split plus `augment.bank_sentences` utterances spoken from the text bank (kidsasr.training.augment),
     none of whose sentences occurs in the held-out splits; written once to the cache folder and reused."""
     import datasets
@@ -122,7 +123,8 @@ def add_bank_speech(recipe: Recipe, train: SplitData, held_out: list[str], cache
         exclude = {normalize_for_cer(t) for t in held_out}
         rows = []
         for n, (label, audio) in enumerate(tqdm(bank_speech(count, exclude, recipe.train.seed), total=count,
-                                                desc="augment: speaking text-bank sentences", unit="sentence")):
+                                                desc="augment: speaking text-bank sentences", unit="sentence",
+                                                disable=not verbose)):
             transcript = parse_label(label)
             buf = io.BytesIO()
             sf.write(buf, audio, SAMPLE_RATE, format="FLAC")
@@ -137,7 +139,8 @@ def add_bank_speech(recipe: Recipe, train: SplitData, held_out: list[str], cache
     extra = extra.filter(lambda t: bool(normalize_for_cer(t)), input_columns="target")
     columns = ["id", "raw_text", "audio", "target", "input_length"]
     merged = datasets.concatenate_datasets([train.dataset.select_columns(columns), extra.select_columns(columns)])
-    print(f"augment: {len(extra)} text-bank utterances added to {len(train.dataset)} from the corpus")
+    if verbose:
+        print(f"augment: {len(extra)} text-bank utterances added to {len(train.dataset)} from the corpus")
     return SplitData(train.name, merged, train.read + len(extra), train.rejected)
 
 

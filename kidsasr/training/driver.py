@@ -16,8 +16,12 @@ Stages, in order:
                OUT/results.json
 
 Multi-GPU: the same command under a launcher, one process per GPU; the batch size is per GPU:
-    accelerate launch --num_processes 8 -m kidsasr.cli train --recipe recipes/whisper_small_kids.yaml --data PREP
+    accelerate launch --multi_gpu --num_processes 8 -m kidsasr.cli train --recipe recipes/whisper_small_kids.yaml
     torchrun --nproc_per_node 8 -m kidsasr.cli train --recipe recipes/whisper_small_kids.yaml --data PREP
+The processes agree on every stop decision (AgreedStop: a time budget read off one process's clock, early
+stopping), the one-off work (text-bank speech, encoder cache, CTC vocabulary) is done by the first process of each
+machine while the others wait and then read it, and only the first process prints, writes the recipe and exports.
+On CPUs (tests), `accelerate launch --multi_gpu --num_processes 2` starts two gloo processes; `--cpu` starts one.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback)
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -80,7 +85,8 @@ class KidsTrainer(Seq2SeqTrainer):
 
 
 class TimeBudget(TrainerCallback):
-    """Stops training (with a save and an evaluation) once `minutes` of this process's training have passed."""
+    """Stops training (with a save and an evaluation) once `minutes` of this process's training have passed; with
+    several processes, AgreedStop makes the first one to run out stop them all at the same step."""
 
     def __init__(self, minutes: float):
         self.minutes = minutes
@@ -91,8 +97,32 @@ class TimeBudget(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if time.monotonic() > self.deadline:
-            print(f"train: time budget of {self.minutes} min reached at step {state.global_step}")
+            print(f"train: time budget of {self.minutes} min reached at step {state.global_step} "
+                  f"(process {args.process_index})")
             control.should_training_stop = control.should_save = control.should_evaluate = True
+
+
+class AgreedStop(TrainerCallback):
+    """Every process takes the decisions any one of them took (stop, save, evaluate), so none goes on alone into a
+    collective the others never join. Registered after the callbacks that decide, it runs after them."""
+
+    FLAGS = ("should_training_stop", "should_save", "should_evaluate")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        agree(args, control, self.FLAGS)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        agree(args, control, self.FLAGS[:1])
+
+
+def agree(args, control, flags: tuple[str, ...]) -> None:
+    """OR the named control flags over all processes (a no-op in a single process)."""
+    if args.world_size < 2 or not (dist.is_available() and dist.is_initialized()):
+        return
+    values = torch.tensor([int(getattr(control, f)) for f in flags], dtype=torch.int32, device=args.device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    for flag, value in zip(flags, values.tolist()):
+        setattr(control, flag, bool(value))
 
 
 class EpochTracker(TrainerCallback):
@@ -190,6 +220,10 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
     clips = ClipSource(Augmenter(recipe.augment) if recipe.augment.enabled else None, t.seed)
     eval_clips = ClipSource(None, t.seed)
     cached = t.encoder_cache_layer > 0
+    packed = packs_audio(recipe)
+    has_dev = splits is None or "dev" in splits
+    args = training_arguments(recipe, out_dir, has_dev=has_dev, cached=cached or packed)
+    main = args.process_index == 0
     if m.family == "whisper":
         model, processor = load_whisper(recipe)
         freeze_whisper(model, recipe)
@@ -199,20 +233,26 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
                   "dev": load_training_split(recipe, recipe.data.dev_split, tokenizer,
                                              recipe.data.max_dev_utterances)}
         for split in splits.values():
-            print("data: " + describe(split))
+            if main:
+                print("data: " + describe(split))
         if recipe.augment.enabled and recipe.augment.bank_sentences:
             held_out = [text for name in (recipe.data.dev_split, recipe.data.test_split)
                         if any((Path(recipe.data.prep_dir) / "dataset" / name).glob("*.parquet"))
                         for text in load_split(recipe.data.prep_dir, name)["raw_text"]]
-            splits["train"] = add_bank_speech(recipe, splits["train"], held_out, cache_dir)
+            with args.main_process_first(desc="text-bank speech"):  # spoken once, read by the others
+                splits["train"] = add_bank_speech(recipe, splits["train"], held_out, cache_dir, verbose=main)
     if m.family == "wav2vec2":
-        model, processor = load_ctc(recipe, build_vocab(list(splits["train"].dataset["target"]), m.vocab_unit),
-                                    out_dir)
+        with args.main_process_first(desc="CTC vocabulary"):
+            model, processor = load_ctc(recipe, build_vocab(list(splits["train"].dataset["target"]),
+                                                            m.vocab_unit), out_dir)
 
-    packed = packs_audio(recipe)
     if cached:
-        datasets = {name: cache_states(model, processor, recipe, split, clips if name == "train" else eval_clips,
-                                       cache_dir, training=name == "train") for name, split in splits.items()}
+        model.to(args.device)  # the frozen layers run on the training device, not on the CPU before the Trainer
+        with args.main_process_first(desc="encoder cache"):  # computed once, loaded by the others
+            datasets = {name: cache_states(model, processor, recipe, split,
+                                           clips if name == "train" else eval_clips, cache_dir,
+                                           training=name == "train", verbose=main)
+                        for name, split in splits.items()}
         collator = eval_collator = collate_cached
     elif packed:
         datasets = {name: audio_windows(recipe, processor, split, clips if name == "train" else eval_clips,
@@ -225,10 +265,8 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         else:
             collator = CTCCollator(processor, clips, m.vocab_unit)
             eval_collator = CTCCollator(processor, eval_clips, m.vocab_unit)
-    has_dev = "dev" in datasets
     extra = {"cache_layer": t.encoder_cache_layer} if cached else \
         {"feature_extractor": processor.feature_extractor} if packed else {"eval_collator": eval_collator}
-    args = training_arguments(recipe, out_dir, has_dev=has_dev, cached=cached or packed)
     trainer = (CachedEncoderTrainer if cached else PackedAudioTrainer if packed else KidsTrainer)(
         model=model,
         args=args,
@@ -238,7 +276,8 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         processing_class=processor,
         compute_metrics=_metrics_fn(processor, m.family, m.vocab_unit),
         callbacks=[EpochTracker(clips)] + ([TimeBudget(t.max_minutes)] if t.max_minutes else [])
-        + ([EarlyStoppingCallback(t.early_stopping_patience)] if args.load_best_model_at_end else []),
+        + ([EarlyStoppingCallback(t.early_stopping_patience)] if args.load_best_model_at_end else [])
+        + [AgreedStop()],
         **extra,
     )
     return Setup(recipe, trainer, processor, splits, datasets, clips)
@@ -274,13 +313,16 @@ def export_best(setup: Setup, out_dir: Path, results: dict) -> Path:
 def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True) -> dict:
     out = Path(out_dir or recipe.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "recipe.yaml", dump_recipe(recipe))
     started = time.monotonic()
     setup = build(recipe, out, out / "cache")
+    main = setup.trainer.is_world_process_zero()
+    if main:
+        write_text_atomic(out / "recipe.yaml", dump_recipe(recipe))
     checkpoint = last_checkpoint(out) if resume else None
-    if checkpoint:
+    if checkpoint and main:
         print(f"train: resuming from {checkpoint}")
-    print(f"train: {recipe.name}, writing checkpoints and TensorBoard logs under {out}")
+    if main:
+        print(f"train: {recipe.name}, writing checkpoints and TensorBoard logs under {out}")
     train_started = time.monotonic()
     setup.trainer.train(resume_from_checkpoint=checkpoint)
     train_minutes = (time.monotonic() - train_started) / 60
@@ -300,13 +342,16 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
     if recipe.export.evaluate_test:
         tokenizer = setup.processor.tokenizer if recipe.model.family == "whisper" else None
         test = load_training_split(recipe, recipe.data.test_split, tokenizer, recipe.data.max_test_utterances)
-        print("data: " + describe(test))
+        if main:
+            print("data: " + describe(test))
         setup.splits["test"] = test
         results["data"]["test"] = {"kept": len(test.dataset), "read": test.read,
                                    "hours": sum(test.dataset["input_length"]) / 3600}
         if recipe.train.encoder_cache_layer:
-            setup.datasets["test"] = cache_states(setup.trainer.model, setup.processor, recipe, test,
-                                                  ClipSource(None, 0), out / "cache", training=False)
+            with setup.trainer.args.main_process_first(desc="encoder cache, test"):
+                setup.datasets["test"] = cache_states(setup.trainer.model, setup.processor, recipe, test,
+                                                      ClipSource(None, 0), out / "cache", training=False,
+                                                      verbose=main)
         elif packs_audio(recipe):
             setup.datasets["test"] = audio_windows(recipe, setup.processor, test, ClipSource(None, 0), training=False)
         else:
@@ -315,8 +360,9 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
         if recipe.export.evaluate_zero_shot and recipe.model.family == "whisper":
             baseline = build(zero_shot_recipe(recipe), out / "zero-shot", out / "cache", splits={"test": test})
             results["zero_shot_test_cer"] = score(baseline, "test")
-            shutil.rmtree(out / "zero-shot", ignore_errors=True)
-    if not setup.trainer.is_world_process_zero():  # every process scores (predict gathers), one exports
+            if main:
+                shutil.rmtree(out / "zero-shot", ignore_errors=True)
+    if not main:  # every process scores (predict gathers), one exports
         return {}
     best = export_best(setup, out, results)
     results["best"] = str(best)

@@ -77,9 +77,9 @@ def collate_cached(rows: list[dict]) -> dict:
 
 
 def cache_states(model, processor, recipe: Recipe, split: SplitData, clips: ClipSource, cache_dir: Path,
-                 training: bool) -> CachedStates:
+                 training: bool, verbose: bool = True) -> CachedStates:
     """Run the frozen lower encoder once per (packed) window and keep the states (float16, on disk too, so a
-    restarted run reuses them)."""
+    restarted run, or another process of this run, reuses them). `verbose`: print and show progress."""
     from tqdm import tqdm
 
     d, t = recipe.data, recipe.train
@@ -92,7 +92,8 @@ def cache_states(model, processor, recipe: Recipe, split: SplitData, clips: Clip
     path = cache_dir / f"{split.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
     if path.is_file():
         saved = torch.load(path)
-        print(f"cache: reusing {path} ({len(saved['labels'])} windows)")
+        if verbose:
+            print(f"cache: reusing {path} ({len(saved['labels'])} windows)")
         return CachedStates(saved["states"], saved["labels"])
 
     windows: list[tuple[list[int], int]] = []  # (row indices, augmentation copy)
@@ -118,7 +119,7 @@ def cache_states(model, processor, recipe: Recipe, split: SplitData, clips: Clip
         batch_audio.clear()
 
     for rows, copy in tqdm(windows, desc=f"cache: encoder layers 1-{t.encoder_cache_layer}, {split.name}",
-                           unit="window"):
+                           unit="window", disable=not verbose):
         clips.epoch = copy
         pieces = []
         for j, i in enumerate(rows):
@@ -143,16 +144,19 @@ class CachedEncoderTrainer(Seq2SeqTrainer):
         self.cache_layer = cache_layer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        encoded = encode_upper(model, inputs["encoder_state"], self.cache_layer)
+        # the upper layers run on the bare model (a DistributedDataParallel wrapper has no get_encoder); the one
+        # forward through the wrapper below still syncs their gradients, whose hooks sit on the parameters
+        encoded = encode_upper(self.accelerator.unwrap_model(model), inputs["encoder_state"], self.cache_layer)
         outputs = model(encoder_outputs=encoded, labels=inputs["labels"])
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         inputs = self._prepare_inputs(inputs)
+        bare = self.accelerator.unwrap_model(model)
         with torch.no_grad():
-            encoded = encode_upper(model, inputs["encoder_state"], self.cache_layer)
+            encoded = encode_upper(bare, inputs["encoder_state"], self.cache_layer)
             loss = model(encoder_outputs=encoded, labels=inputs["labels"]).loss.detach()
             if prediction_loss_only:
                 return loss, None, None
-            tokens = model.generate(encoder_outputs=encoded)
+            tokens = bare.generate(encoder_outputs=encoded)
         return loss, tokens, inputs["labels"]

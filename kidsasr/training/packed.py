@@ -141,5 +141,5 @@ class PackedAudioTrainer(Seq2SeqTrainer):
             loss = model(input_features=features, labels=inputs["labels"]).loss.detach()
             if prediction_loss_only:
                 return loss, None, None
-            tokens = model.generate(input_features=features)
+            tokens = self.accelerator.unwrap_model(model).generate(input_features=features)
         return loss, tokens, inputs["labels"]

@@ -3,6 +3,7 @@ frozen parts, and the CTC head with its character vocabulary."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -98,7 +99,8 @@ def freeze_whisper(model, recipe: Recipe) -> None:
 def ctc_processor(vocab: dict[str, int], out_dir: Path) -> Wav2Vec2Processor:
     """Character tokenizer (vocabulary saved as OUT/vocab.json) and feature extractor for CTC."""
     vocab_file = out_dir / "vocab.json"
-    write_json_atomic(vocab_file, vocab)
+    if not (vocab_file.is_file() and json.loads(vocab_file.read_text(encoding="utf-8")) == vocab):
+        write_json_atomic(vocab_file, vocab)  # another process of the run may have written it already
     tokenizer = Wav2Vec2CTCTokenizer(str(vocab_file), unk_token=UNK_CHAR, pad_token=PAD_CHAR, bos_token=None,
                                      eos_token=None, word_delimiter_token=WORD_DELIMITER)
     features = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0,
