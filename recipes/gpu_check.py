@@ -31,7 +31,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = ROOT / "recipes" / "whisper_base_kids.yaml"
-DEFAULT_REAL = ROOT.parent / "shared" / "real-speech" / "korean-read"
 NO_GPU = ("gpu_check: no CUDA GPU is visible (torch {torch}); run it on the GPU machine as recipes/GPU.md says, "
           "or add --allow-cpu for a CPU dry run")
 GOAL_SPEEDUP, GOAL_TEST_CER = 1.3, 0.10
@@ -42,8 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="openai/whisper-base", help="start model: hub id or local folder")
     p.add_argument("--data", required=True, help="a `kidsasr prep` output folder (dataset/{train,dev,test})")
-    p.add_argument("--real-speech", default=str(DEFAULT_REAL),
-                   help="the korean-read folder (manifest.jsonl + FLAC); 'none' to skip real speech")
+    p.add_argument("--real-speech", default=None,
+                   help="the korean-read folder (manifest.jsonl + FLAC), default $KIDSASR_REAL_SPEECH/korean-read or "
+                        "../shared/real-speech/korean-read; 'none' to skip real speech")
     p.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="kidsasr recipe for the kidsasr side")
     p.add_argument("--out", default=str(ROOT / "work" / "gpu-check"), help="report folder (report.json, report.md)")
     p.add_argument("--work", default=None, help="scratch folder for checkpoints and caches (default: OUT/work)")
@@ -554,17 +554,19 @@ def run(args: argparse.Namespace, device: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = require_device(args.allow_cpu)
-    for name in ("data",):
-        if not (Path(getattr(args, name)) / "dataset").is_dir():
-            print(f"gpu_check: --{name} {getattr(args, name)}: no dataset/ folder (a `kidsasr prep` output)",
-                  file=sys.stderr)
-            return 2
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_baseline beside this file
+    sys.path.insert(0, str(ROOT))  # kidsasr from this checkout
+    if args.real_speech is None:
+        from kidsasr.evaluation.real_speech import real_speech_root
+
+        args.real_speech = str(real_speech_root() / "korean-read")
+    if not (Path(args.data) / "dataset").is_dir():
+        print(f"gpu_check: --data {args.data}: no dataset/ folder (a `kidsasr prep` output)", file=sys.stderr)
+        return 2
     if args.real_speech.lower() != "none" and not (Path(args.real_speech) / "manifest.jsonl").is_file():
         print(f"gpu_check: --real-speech {args.real_speech}: no manifest.jsonl (or pass --real-speech none)",
               file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # gpu_baseline beside this file
-    sys.path.insert(0, str(ROOT))  # kidsasr from this checkout
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(args.work) / "datasets-cache"))  # before datasets loads
     try:
         run(args, device)

@@ -252,14 +252,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="a `kidsasr prep` output folder (recipes/GPU.md: which one)")
     p.add_argument("--model", default="openai/whisper-base", help="hub id (from the local cache) or folder")
-    p.add_argument("--real-speech", default=str(ROOT.parent / "shared" / "real-speech" / "korean-read"),
-                   help="the korean-read folder, or 'none'")
+    p.add_argument("--real-speech", default=None,
+                   help="the korean-read folder (default: under $KIDSASR_REAL_SPEECH or ../shared/real-speech), "
+                        "or 'none'")
     p.add_argument("--out", default=str(ROOT / ".gpu"), help="output folder (emptied first; keep it git-ignored)")
     p.add_argument("--part-mib", type=float, default=56.0, help="most MiB a call's folder holds")
     p.add_argument("--data-mib", type=float, default=None,
                    help="data budget in MiB, shared out as the default 28/4/8 train/dev/test (default 40)")
     p.add_argument("--wheels", default=None, help="take the wheels from this folder instead of `pip download`")
     args = p.parse_args(argv)
+    if args.real_speech is None:
+        sys.path.insert(0, str(ROOT))
+        from kidsasr.evaluation.real_speech import real_speech_root
+
+        args.real_speech = str(real_speech_root() / "korean-read")
     if not (Path(args.data) / "dataset").is_dir():
         p.error(f"--data {args.data}: no dataset/ folder (a `kidsasr prep` output)")
     if args.part_mib <= 8:

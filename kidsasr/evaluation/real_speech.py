@@ -5,19 +5,25 @@ chosen by looking at real speech (a checkpoint, an interpolation weight, a thres
 half and reported on the `report` half, so no figure is reported on the clips that chose it.
 
 The halves split the distinct sentence texts, not the clips: every clip of a sentence (the same script read in
-each room) goes with its sentence. Texts are ordered by the SHA-256 of their NFC form with whitespace collapsed,
-the first half (rounded down) is `tune` and the rest `report`; the split depends on nothing but the texts.
+each room) goes with its sentence. A text is its NFC form, stripped; the distinct texts are ordered by the SHA-256
+hex digest of their UTF-8 bytes, the first half (rounded down) is `tune` and the rest `report`; the split depends
+on nothing but the texts.
+
+Where the data is: `real_speech_root()`, the `KIDSASR_REAL_SPEECH` environment variable or `../shared/real-speech`
+beside the checkout; commands take `--real-speech PATH` over both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 HALVES = ("tune", "report")
+ENV_VAR = "KIDSASR_REAL_SPEECH"
 
 
 @dataclass(frozen=True)
@@ -29,23 +35,41 @@ class RealClip:
     duration: float
 
 
+def real_speech_root() -> Path:
+    """The real-speech folder: $KIDSASR_REAL_SPEECH, else ../shared/real-speech beside the checkout."""
+    return Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[3] / "shared" / "real-speech")
+
+
+def canonical_text(text: str) -> str:
+    return unicodedata.normalize("NFC", text).strip()
+
+
 def text_key(text: str) -> str:
-    """The stable hash a sentence is ordered by: SHA-256 of its NFC form with whitespace collapsed."""
-    canonical = " ".join(unicodedata.normalize("NFC", text).split())
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """The stable hash a sentence is ordered by: SHA-256 hex digest of its canonical form's UTF-8 bytes."""
+    return hashlib.sha256(canonical_text(text).encode("utf-8")).hexdigest()
 
 
 def sentence_halves(texts: list[str]) -> dict[str, str]:
-    """Each distinct text -> "tune" or "report" (see the module docstring)."""
-    distinct = sorted(set(texts), key=lambda t: (text_key(t), t))
+    """Each distinct canonical text -> "tune" or "report" (see the module docstring)."""
+    distinct = sorted({canonical_text(t) for t in texts}, key=text_key)
     cut = len(distinct) // 2
     return {text: HALVES[0] if i < cut else HALVES[1] for i, text in enumerate(distinct)}
 
 
-def load_clips(folder: str | Path) -> list[RealClip]:
-    """Every clip of `folder/manifest.jsonl`, audio paths made absolute; a missing file is an error naming it."""
-    folder = Path(folder)
-    manifest = folder / "manifest.jsonl"
+def read_speech_split(manifest: str | Path) -> dict[str, str]:
+    """Clip id -> "tune" or "report" for every clip of a korean-read style manifest.jsonl."""
+    clips = load_clips(manifest)
+    halves = sentence_halves([c.text for c in clips])
+    return {c.id: halves[canonical_text(c.text)] for c in clips}
+
+
+def load_clips(manifest: str | Path) -> list[RealClip]:
+    """Every clip of a manifest.jsonl (or of a folder's manifest.jsonl), audio paths made absolute from the
+    manifest's folder; a bad row or a missing file is an error naming it."""
+    manifest = Path(manifest)
+    if manifest.is_dir():
+        manifest = manifest / "manifest.jsonl"
+    folder = manifest.parent
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: no such file (the real read-speech set is not here)")
     clips = []
@@ -64,10 +88,9 @@ def load_clips(folder: str | Path) -> list[RealClip]:
     return clips
 
 
-def load_half(folder: str | Path, half: str) -> list[RealClip]:
-    """The clips of one half ("tune" or "report"), in manifest order."""
+def load_half(manifest: str | Path, half: str) -> list[RealClip]:
+    """The clips of one half ("tune" or "report"), in manifest order (`manifest`: the file or its folder)."""
     if half not in HALVES:
         raise ValueError(f"half must be one of {HALVES}, not {half!r}")
-    clips = load_clips(folder)
-    halves = sentence_halves([c.text for c in clips])
-    return [c for c in clips if halves[c.text] == half]
+    split = read_speech_split(manifest)
+    return [c for c in load_clips(manifest) if split[c.id] == half]
