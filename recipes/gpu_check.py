@@ -523,6 +523,8 @@ def run(args: argparse.Namespace, device: str) -> dict:
 
     stage("kidsasr: training")
     tuned, kid_processor, kid = train_kidsasr(args, recipe, device, report)
+    kid.notes.append(f"test CER of the fine-tuned weights before the guard: "
+                     f"{_pct(evaluator.cer(tuned, kid_processor, sets['test']))}")
     if "real_tune" in sets:
         stage("kidsasr: weight-ensemble guard on the real-speech tune half")
         choice = choose_alpha(tuned, start_weights, snapshot(tuned),
