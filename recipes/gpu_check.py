@@ -6,8 +6,8 @@ What it does, in order (recipes/GPU.md says how it travels to the lent GPU machi
   2. zero-shot CER of the start model on the prepared dev and test splits and on both halves of the real
      read-speech set (kidsasr.evaluation.real_speech: `tune` guards, `report` is reported);
   3. kidsasr: `kidsasr.training.driver.build` on recipes/whisper_base_kids.yaml (overridden: the check's steps, batch,
-     warmup, bf16, no audio augmentation so both systems see the same data), `trainer.train()`, then the
-     recipe's guard against real-speech damage (kidsasr.training.weight_ensemble on the `tune` half);
+     warmup, bf16, no audio augmentation so both systems see the same data), `trainer.train()`, then kidsasr's
+     guard against real-speech damage (kidsasr.training.weight_ensemble on the `tune` half);
   4. the baseline (recipes/gpu_baseline.py): the transformers speech-recognition example's shape, same model,
      data, full fine-tune, batch, steps, learning-rate schedule and precision;
   5. the report: utterances/s and peak GPU memory of both, their ratio, dev/test CER, zero-shot CER, real
