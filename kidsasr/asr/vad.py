@@ -2,8 +2,9 @@
 
 silero-vad scores 512-sample (32 ms) frames with a recurrent state carried across calls, so
 `SpeechDetector.feed` accepts an episode in consecutive chunks and keeps only one probability per frame: a 3-hour
-episode costs about 1.4 MB of probabilities, never the audio. Regions come from silero's own state machine
-(`get_speech_timestamps_from_probs`).
+episode costs about 1.4 MB of probabilities, never the audio. The model is silero-vad 6.2.3's batched "sequence"
+ONNX export, shipped in `silero/` (MIT licence beside it) and run with onnxruntime alone; regions come from
+silero's state machine (`regions_from_probs`).
 
 Music dominance: the share of a region's energy held in sustained spectral peaks, i.e. narrow partials that stay
 on the same frequency (within one bin) for at least `MIN_NOTE_SECONDS`. Held notes and chords do that; speech
@@ -35,18 +36,18 @@ class VadOptions:
     min_speech_duration_ms: int = 250
     min_silence_duration_ms: int = 300
     speech_pad_ms: int = 100
+    neg_threshold: float | None = None  # speech ends below this; None: threshold - 0.15 (silero's default)
 
 
 @lru_cache(maxsize=1)
 def _session():
     """One single-threaded ONNX Runtime session per process (it holds no state between calls)."""
     import onnxruntime as ort
-    import silero_vad
 
     session_options = ort.SessionOptions()
     session_options.inter_op_num_threads = 1
     session_options.intra_op_num_threads = 1
-    model = Path(silero_vad.__file__).parent / "data" / "silero_vad_16k_sequence.onnx"
+    model = Path(__file__).resolve().parent / "silero" / "silero_vad_16k_sequence.onnx"  # package data
     return ort.InferenceSession(str(model), sess_options=session_options, providers=["CPUExecutionProvider"])
 
 
@@ -104,16 +105,48 @@ class SpeechDetector:
 
 
 def regions_from_probs(probs: list[float], samples: int, options: VadOptions | None = None) -> list[tuple[float, float]]:
-    from silero_vad import get_speech_timestamps_from_probs
-
-    if not probs:
-        return []
+    """Speech regions (seconds) from per-frame probabilities: silero-vad's `get_speech_timestamps_from_probs` state
+    machine (hysteresis, minimum speech and silence, padding; no maximum speech length), restated here because
+    silero_vad's module imports torch, which the subtitle install does not have. The tests check that both give
+    the same regions."""
     o = options or VadOptions()
-    stamps = get_speech_timestamps_from_probs(
-        probs, sampling_rate=SAMPLE_RATE, threshold=o.threshold, min_speech_duration_ms=o.min_speech_duration_ms,
-        min_silence_duration_ms=o.min_silence_duration_ms, speech_pad_ms=o.speech_pad_ms,
-        audio_length_samples=samples)
-    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    min_speech = SAMPLE_RATE * o.min_speech_duration_ms / 1000
+    min_silence = SAMPLE_RATE * o.min_silence_duration_ms / 1000
+    pad = SAMPLE_RATE * o.speech_pad_ms / 1000
+    neg_threshold = max(o.threshold - 0.15, 0.01) if o.neg_threshold is None else o.neg_threshold
+    speeches: list[list[int]] = []
+    start: int | None = None
+    temp_end = 0  # where the current silence began (0: none yet)
+    for i, prob in enumerate(probs):
+        sample = FRAME * i
+        if prob >= o.threshold:
+            temp_end = 0
+            if start is None:
+                start = sample
+                continue
+        if start is not None and prob < neg_threshold:
+            temp_end = temp_end or sample
+            if sample - temp_end >= min_silence:
+                if temp_end - start > min_speech:
+                    speeches.append([start, temp_end])
+                start, temp_end = None, 0
+    if start is not None and samples - start > min_speech:
+        speeches.append([start, samples])
+    for i, speech in enumerate(speeches):
+        if i == 0:
+            speech[0] = int(max(0, speech[0] - pad))
+        if i == len(speeches) - 1:
+            speech[1] = int(min(samples, speech[1] + pad))
+            continue
+        following = speeches[i + 1]
+        silence = following[0] - speech[1]
+        if silence < 2 * pad:
+            speech[1] += int(silence // 2)
+            following[0] = int(max(0, following[0] - silence // 2))
+        else:
+            speech[1] = int(min(samples, speech[1] + pad))
+            following[0] = int(max(0, following[0] - pad))
+    return [(begin / SAMPLE_RATE, end / SAMPLE_RATE) for begin, end in speeches]
 
 
 def speech_probabilities(audio: np.ndarray) -> np.ndarray:
