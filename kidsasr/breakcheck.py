@@ -17,7 +17,7 @@ A break is bad when it falls
   - inside a morpheme (a word cut in two).
 
 A sentence-start stub is a cue that ends one sentence and then starts the next with three or fewer characters
-(letters and digits) that the next cue continues (`…음식인 것 같아요 아,`, `…이제. 헬스는`).
+(letters and digits, lone jamo such as `ㅋ` not counted) that the next cue continues (`…음식인 것 같아요 아,`, `…이제. 헬스는`).
 
 A fragment cue holds one word only (`아,`, `무슨`, `그…`), unless the speech is a lone word: more than
 `lone_pause` seconds of silence before and after it (the cue's words' times when it has them, else its own).
@@ -118,15 +118,16 @@ def sentence_start_stub(text: str) -> str | None:
     if not ends:
         return None
     last = max(ends)
-    while last < len(text) and not _counts(text[last]) and text[last] != " ":
-        last += 1  # closing marks after the sentence end ("요." then "」")
+    while last < len(text) and not text[last].isspace():
+        last += 1  # the rest of the word that ends the sentence: a particle ("싶대요"), closing marks ("요.」")
     tail = text[last:].strip()
     letters = sum(map(_counts, tail))
     return tail if 0 < letters <= STUB_CHARS else None
 
 
 def _counts(ch: str) -> bool:
-    return ch.isalnum()
+    """Letters and digits, but not a lone jamo (`ㅋㅋ`, `ㅠ` are emoticons, not the start of a sentence)."""
+    return ch.isalnum() and not "\u3131" <= ch <= "\u318e"
 
 
 def check_breaks(cues: Sequence[TextCue], lone_pause: float = 1.0) -> BreakReport:

@@ -57,30 +57,32 @@ def on_frames(style):
 
 
 def snap_cues(cues: Sequence, style, needed_seconds) -> list:
-    """Cues (objects with start, end, speech_start, speech_end) moved to the frame grid of `style.fps`.
+    """Cues (objects with start, end, lines, speech_start, speech_end) moved to the frame grid of `style.fps`.
 
-    Each time goes to its nearest frame; then, in order, a start is pushed past the previous end plus the gap, a
-    cue shorter than it must be (`needed_seconds(cue)`: the minimum duration or what its reading speed needs,
-    rounded up to frames) grows at its end up to the next cue's start less the gap and the style's linger after
-    its speech, then at its start back to the previous cue and the style's lead, and no cue is longer than the
-    maximum. What still cannot be met is left for check_cue to report.
+    In order: a start goes to its nearest frame, but not before the previous end plus the gap nor more than the
+    style's lead before its speech; an end to its nearest frame, but not after the next cue's start less the gap
+    nor more than the style's linger after its speech; a cue shorter than it must be (`needed_seconds(lines)`: the
+    minimum duration or what its reading speed needs, rounded up to frames) grows at its end within those
+    bounds, then at its start; no cue is longer than the maximum. What still cannot be met is left for check_cue.
     """
     rate = frame_rate(style.fps)
     gap, longest = frames_at_least(style.min_gap, rate), frames_at_most(style.max_duration, rate)
     snapped = []
     previous_end = -(10**9)
     for k, cue in enumerate(cues):
-        start, end = frame_of(cue.start, rate), frame_of(cue.end, rate)
         earliest = max(previous_end + gap, frames_at_least(cue.speech_start - style.max_lead, rate), 0)
-        start = max(start, previous_end + gap, 0)
         next_start = frame_of(cues[k + 1].start, rate) if k + 1 < len(cues) else 10**12
-        latest = min(next_start - gap, max(frames_at_most(cue.speech_end + style.max_linger, rate), end))
-        needed = frames_at_least(needed_seconds(cue), rate)
+        latest = min(next_start - gap, frames_at_most(cue.speech_end + style.max_linger, rate))
+        start = max(frame_of(cue.start, rate), earliest)
+        end = min(frame_of(cue.end, rate), latest)
+        needed = frames_at_least(needed_seconds(cue.lines), rate)
         if end - start < needed:
             end = max(end, min(start + needed, latest))
         if end - start < needed:
-            start = max(min(start, end - needed), min(start, earliest))
-        end = max(start + 1, min(end, start + longest))
+            start = min(start, max(end - needed, earliest))
+        if end - start > longest and cue.end - cue.start <= style.max_duration:
+            end = start + longest  # snapping made it too long; a cue longer than its speech allows stays (reported)
+        end = max(start + 1, end)
         snapped.append(replace(cue, start=seconds_of(start, rate), end=seconds_of(end, rate)))
         previous_end = end
     return snapped

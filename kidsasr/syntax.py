@@ -9,7 +9,7 @@ Kinds, best first:
   bound     where a break splits what reads as one: after an adnominal ending (ETM), a determiner (MM), a prefix
             (XPN) or the genitive 의 (JKG); before a bound noun (NNB), an auxiliary verb (VX) or a suffix
             (XSN/XSV/XSA); inside an -어야/-게/-지/-고 + 되다/하다/않다/있다/싶다 construction; inside a number
-            expression (`3시 30분`); inside a morpheme
+            expression (`3시 30분`) or `-와/과 함께`; inside a morpheme
 The cue builder (kidsasr.cues) prices each kind; a bound break is taken only where the style rules leave no other.
 """
 
@@ -25,6 +25,8 @@ _BINDS_NEXT = frozenset({"ETM", "MM", "XPN", "JKG"})
 _BOUND_TO_PREVIOUS = frozenset({"NNB", "VX", "XSN", "XSV", "XSA"})
 _HELPER_ENDINGS = frozenset({"어야", "아야", "여야", "야", "게", "지", "고"})
 _HELPER_VERBS = frozenset({"되", "하", "않", "있", "싶"})
+_WITH = frozenset({"와", "과", "랑", "이랑", "하고"})
+_TOGETHER = frozenset({"함께", "같이"})
 
 
 def boundary_kinds(texts: Sequence[str]) -> list[str]:
@@ -56,6 +58,8 @@ def _kind(before: Morph | None, after: Morph | None, inside: bool, left: str) ->
         return "bound"
     if before.tag in ("NNB", "NNG") and after.tag == "SN" and any(ch.isdigit() for ch in left):
         return "bound"  # 3시 / 30분, 2024년 / 3월
+    if before.tag == "JKB" and before.form in _WITH and after.form in _TOGETHER:
+        return "bound"  # 친구들과 / 함께
     if before.tag == "EF":
         return "sentence"
     if before.tag == "EC" or after.tag == "MAJ":

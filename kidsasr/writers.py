@@ -59,7 +59,7 @@ def _note(cue) -> str:
     text = f"confidence {cue.confidence:.3f}" + (" WEAK" if cue.confidence < WEAK_CONFIDENCE else "")
     if weakest is not None:
         text += f", weakest word {weakest.text} {weakest.probability:.3f}"
-    return " ".join(text.replace("-->", "→").split())
+    return escape_vtt(" ".join(text.split()))  # a NOTE may not hold "-->": the name of a word could
 
 
 def _captions(cues: Sequence, escape, notes: bool) -> list:

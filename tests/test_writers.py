@@ -35,7 +35,7 @@ def test_vtt_is_clean_by_default_and_notes_are_escaped(tmp_path):
     clean = write_subtitles(CUES, tmp_path / "ep.vtt").read_text(encoding="utf-8")
     assert "NOTE" not in clean and clean.count("-->") == 2
     reviewed = write_subtitles(CUES, tmp_path / "review.vtt", notes=True).read_text(encoding="utf-8")
-    assert reviewed.count("NOTE") == 2 and "WEAK" in reviewed and reviewed.count("-->") == 2
+    assert reviewed.count("NOTE") == 2 and "WEAK" in reviewed and reviewed.count("-->") == 2 and "a--&gt;b" in reviewed
     captions = webvtt.read(str(tmp_path / "review.vtt"))
     assert [c.text for c in captions] == [t.replace("<", "&lt;").replace(">", "&gt;").replace("& ", "&amp; ")
                                          for t in TEXTS]
