@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kidsasr.punctuation import clean_word, finish_line
-from kidsasr.syntax import boundary_kinds
-from kidsasr.wordpieces import Piece, join_pieces
+from kidsasr.subtitles.punctuation import clean_word, finish_line
+from kidsasr.subtitles.syntax import boundary_kinds
+from kidsasr.asr.wordpieces import Piece, join_pieces
 
 
 def test_pieces_join_on_the_models_leading_space():
@@ -25,7 +25,7 @@ def test_faster_whisper_alignment_words_rejoined_with_the_real_tokenizer():
     from faster_whisper.transcribe import merge_punctuations
     from huggingface_hub import hf_hub_download
 
-    from kidsasr.models import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
+    from kidsasr.asr.models import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS
 
     try:
         path = hf_hub_download("openai/whisper-base", "tokenizer.json")

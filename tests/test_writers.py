@@ -10,8 +10,8 @@ import pysubs2
 import pytest
 import webvtt
 
-from kidsasr.cues import Cue, CueWord
-from kidsasr.writers import FORMATS, format_of, write_subtitles
+from kidsasr.subtitles.cues import Cue, CueWord
+from kidsasr.subtitles.writers import FORMATS, format_of, write_subtitles
 
 CUES = [
     Cue(1.001, 2.536, ["안녕 <하세요> & --> 테스트", "둘째 줄"], 0.4, [CueWord("a-->b", 1.0, 2.0, 0.3)]),

@@ -1,7 +1,7 @@
 """A long-form episode made of the real read-speech clips (../shared/real-speech/korean-read), for evaluation only.
 
 All clips of the manifest, in an order shuffled with a fixed seed, are laid end to end with uniform random gaps
-(0.4-2.0 s) of light background noise; a synthetic music bed (kidsasr.broadcast_mix) runs at -22 dB under about
+(0.4-2.0 s) of light background noise; a synthetic music bed (kidsasr.synth.broadcast_mix) runs at -22 dB under about
 the middle third of the episode. The reference cues are the clips' spans and texts, written as a WebVTT file that
 kidsasr's scoring reads (`kidsasr eval --subtitles OUT.vtt --reference reference.vtt`).
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, load_audio, write_wav
-from .broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
-from .fileio import write_json_atomic
+from ..audio import SAMPLE_RATE, load_audio, write_wav
+from ..synth.broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
+from ..fileio import write_json_atomic
 
 READ_SPEECH = Path("korean-read") / "manifest.jsonl"
 GAP_RANGE = (0.4, 2.0)
@@ -107,7 +107,7 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
 def _write_reference(path: Path, spans: list[tuple[float, float]], texts: list[str]) -> None:
     import webvtt
 
-    from .fileio import atomic_path
+    from ..fileio import atomic_path
 
     captions = [webvtt.Caption(str(webvtt.models.Timestamp.from_seconds(round(s, 3))),
                                str(webvtt.models.Timestamp.from_seconds(round(e, 3))), [text])

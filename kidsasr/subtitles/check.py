@@ -1,7 +1,7 @@
 """`kidsasr check EP.vtt --style kids`: the style rules on any subtitle file, without a reference.
 
 Reads WebVTT, SubRip, SAMI (UTF-8 or CP949) or TTML with clock times (pysubs2), checks every cue against the
-style profile (kidsasr.cues.check_cues: lines, line width, duration, reading speed, gap to the previous cue, in
+style profile (kidsasr.subtitles.cues.check_cues: lines, line width, duration, reading speed, gap to the previous cue, in
 whole frames of the style's frame rate) and prints a table of the cues that break a rule and why. Exit status 1
 when any cue does, 2 when a file cannot be read.
 """
@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..evaluation.longform import LongformInputError, read_subtitles
 from .cues import Cue, check_cues, load_style
 
 
@@ -21,12 +22,18 @@ class SubtitleReadError(ValueError):
 
 
 def read_cues(path: str | Path) -> list[Cue]:
-    """The cues of a subtitle file in time order (no word times: those rules are not checked)."""
+    """The cues of a subtitle file in time order (no word times: those rules are not checked). WebVTT and SubRip
+    are read by webvtt-py (as kidsasr eval reads them: NOTE blocks are not cue text), SAMI and TTML by pysubs2."""
     import pysubs2
 
     path = Path(path)
     if not path.is_file():
         raise SubtitleReadError(f"{path}: no such file")
+    if path.suffix.lower() in (".vtt", ".srt"):
+        try:
+            return [Cue(s.start, s.end, list(s.lines), 1.0) for s in read_subtitles(path)]
+        except LongformInputError as e:
+            raise SubtitleReadError(str(e)) from e
     last_error: Exception | None = None
     for encoding in ("utf-8-sig", "cp949"):
         try:
@@ -45,7 +52,8 @@ def read_cues(path: str | Path) -> list[Cue]:
 
 def violations(cues: list[Cue], style) -> list[tuple[int, Cue, list[str]]]:
     """(1-based cue number, cue, its problems) for every cue that breaks a rule."""
-    return [(k, cue, found) for k, (cue, found) in enumerate(zip(cues, check_cues(cues, style)), 1) if found]
+    checked = ([p for p in problems if p != "no timed words"] for problems in check_cues(cues, style))
+    return [(k, cue, found) for k, (cue, found) in enumerate(zip(cues, checked), 1) if found]
 
 
 def render_table(path: Path, cues: list[Cue], found: list[tuple[int, Cue, list[str]]], style) -> str:

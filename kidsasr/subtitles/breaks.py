@@ -1,8 +1,8 @@
 """Where subtitle text is cut, judged from the text alone: bad breaks, sentence-start stubs and fragment cues.
 
-Written apart from the cue builder (kidsasr.cues), so that it measures the builder instead of repeating it. It
+Written apart from the cue builder (kidsasr.subtitles.cues), so that it measures the builder instead of repeating it. It
 reads any cues (start, end, lines: ours, a vendor's file read back) and analyses the text on both sides of every
-line break and every cue break with kiwipiepy (kidsasr.morph).
+line break and every cue break with kiwipiepy (kidsasr.subtitles.morph).
 
 A break is bad when it falls
   - right after an adnominal ending (ETM: `좋은 / 학교`, `있었단 / 말이야`),

@@ -1,4 +1,4 @@
-"""kidsasr.breakcheck: the bad-break patterns, sentence-start stubs and fragment cues, on hand-made Korean text."""
+"""kidsasr.subtitles.breaks: the bad-break patterns, sentence-start stubs and fragment cues, on hand-made Korean text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from kidsasr.breakcheck import PATTERNS, bad_pattern, check_breaks, sentence_start_stub
+from kidsasr.subtitles.breaks import PATTERNS, bad_pattern, check_breaks, sentence_start_stub
 
 
 @dataclass
@@ -35,7 +35,7 @@ def test_natural_breaks_are_not_flagged(left, right):
 
 
 def test_the_docstring_lists_every_pattern():
-    import kidsasr.breakcheck as module
+    import kidsasr.subtitles.breaks as module
 
     for pattern in PATTERNS:
         key = pattern.name.rsplit("(", 1)[-1].rstrip(")").split("/")[0] if "(" in pattern.name else "construction"

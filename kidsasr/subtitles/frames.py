@@ -4,7 +4,7 @@ Broadcast subtitles change on frame boundaries: Korean TV runs at 29.97 fps (300
 (24000/1001) or 24. A style's minimum duration and minimum gap are given in seconds and are rounded *up* to
 whole frames (0.833 s at 29.97 fps is 25 frames, 0.083 s is 3), its maximum duration *down*, so that a rule
 that holds in frames holds in seconds too. Snapping happens once, at the end of cue building; the rules are then
-checked in whole frames (kidsasr.cues.check_cue), so rounding cannot break them.
+checked in whole frames (kidsasr.subtitles.cues.check_cue), so rounding cannot break them.
 """
 
 from __future__ import annotations

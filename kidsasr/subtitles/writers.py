@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from .fileio import atomic_path
+from ..fileio import atomic_path
 from .frames import frame_of, frame_rate
 
 FORMATS = ("vtt", "srt", "smi", "ttml", "txt")

@@ -1,4 +1,4 @@
-"""How good a line or cue break is between two spacing units, from a morphological analysis (kidsasr.morph).
+"""How good a line or cue break is between two spacing units, from a morphological analysis (kidsasr.subtitles.morph).
 
 Kinds, best first:
   sentence  after a sentence end: a final ending (EF) or `.` `?` `!` `…`
@@ -10,7 +10,7 @@ Kinds, best first:
             (XPN) or the genitive 의 (JKG); before a bound noun (NNB), an auxiliary verb (VX) or a suffix
             (XSN/XSV/XSA); inside an -어야/-게/-지/-고 + 되다/하다/않다/있다/싶다 construction; inside a number
             expression (`3시 30분`) or `-와/과 함께`; inside a morpheme
-The cue builder (kidsasr.cues) prices each kind; a bound break is taken only where the style rules leave no other.
+The cue builder (kidsasr.subtitles.cues) prices each kind; a bound break is taken only where the style rules leave no other.
 """
 
 from __future__ import annotations
