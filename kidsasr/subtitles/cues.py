@@ -200,11 +200,12 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
     if speech_regions:
         units = _clip_to_regions(units, _sorted_regions(speech_regions))
     timing = on_frames(style)  # minimums rounded up to whole frames, so that they hold after snapping
+    phrases = _sentence_starts_moved([_with_break_kinds(units[a:b]) for a, b in _phrases(units, style)])
     groups: list[list[CueWord]] = []
-    for first, last in _phrases(units, style):
-        next_start = units[last].start if last < len(units) else math.inf
-        previous_end = units[first - 1].end if first > 0 else -math.inf
-        groups.extend(_split_phrase(_with_break_kinds(units[first:last]), timing, next_start, previous_end))
+    for k, phrase in enumerate(phrases):
+        next_start = phrases[k + 1][0].start if k + 1 < len(phrases) else math.inf
+        previous_end = phrases[k - 1][-1].end if k else -math.inf
+        groups.extend(_split_phrase(phrase, timing, next_start, previous_end))
     cues = _timed_cues(_with_speaker_pairs(groups, timing), timing)
     return snap_cues(cues, style, lambda lines: _needed_seconds(lines, style))
 
@@ -216,6 +217,24 @@ def _needed_seconds(lines: Sequence[str], style: Style) -> float:
 def _with_break_kinds(phrase: list[CueWord]) -> list[CueWord]:
     kinds = boundary_kinds([u.text for u in phrase])
     return [replace(u, break_after=kind) for u, kind in zip(phrase, [*kinds, "pause"])]
+
+
+def _sentence_starts_moved(phrases: list[list[CueWord]]) -> list[list[CueWord]]:
+    """A short word that starts a new sentence at the very end of a phrase, right before a long pause, goes to the
+    next phrase: "…소개하겠습니다 혹시" + pause + "그때까지…". The aligner often puts the first word of the next
+    stretch of speech at the end of the previous one; left there it would end a cue as a sentence-start stub.
+    It keeps its duration and ends where the next phrase starts (never earlier than it was timed)."""
+    for k in range(len(phrases) - 1):
+        here, after = phrases[k], phrases[k + 1]
+        if len(here) < 2 or here[-2].break_after != "sentence" or _different_speakers(here[-1], after[0]) \
+                or reading_length(here[-1].text) > STUB_CHARS \
+                or boundary_kinds([here[-1].text, after[0].text])[0] == "sentence":
+            continue
+        word = here.pop()
+        start = max(word.start, after[0].start - (word.end - word.start))
+        here[-1] = replace(here[-1], break_after="pause")
+        phrases[k + 1] = _with_break_kinds([replace(word, start=start, end=after[0].start), *after])
+    return phrases
 
 
 def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
