@@ -108,7 +108,7 @@ def main() -> None:
         print(f"real read-speech episode skipped: {e}", file=sys.stderr)
     results = []
     print("| episode | style | speaker ids | cues | within rules | outside speech | spanning a pause | bad breaks "
-          "(line / cue) | sentence-start stubs | fragment cues | broken |")
+          "(line / cue / cue at a pause > 1 s) | sentence-start stubs | fragment cues | broken |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for episode_name, style_name, with_speakers, words, speech in runs:
         r = measure(words, speech, load_style(style_name))
@@ -116,7 +116,8 @@ def main() -> None:
         print(f"| {episode_name} | {style_name} | {'yes' if with_speakers else 'no'} | {r['cues']} | "
               f"{r['within_rules']:.1%} | {r['outside_speech']:.1%} | {r['spanning_pause']} | "
               f"{r['bad_share']:.1%} of {r['breaks']} ({r['bad_line_breaks']} / "
-              f"{r['bad_breaks'] - r['bad_line_breaks']}) | {r['sentence_start_stubs']} | {r['fragment_cues']} | "
+              f"{r['bad_breaks'] - r['bad_line_breaks'] - r['bad_breaks_in_pauses']} / {r['bad_breaks_in_pauses']}) | "
+              f"{r['sentence_start_stubs']} | {r['fragment_cues']} | "
               f"{r['broken']} |")
     for r in results:
         if r["style"] == "kids" and not r["speaker_ids"]:

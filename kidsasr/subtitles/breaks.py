@@ -19,6 +19,9 @@ A break is bad when it falls
 A sentence-start stub is a cue that ends one sentence and then starts the next with three or fewer characters
 (letters and digits, lone jamo such as `ㅋ` not counted) that the next cue continues (`…음식인 것 같아요 아,`, `…이제. 헬스는`).
 
+A bad cue break where the speech pauses longer than `lone_pause` is marked `in_pause`: no cue may span that
+pause, so the rules, not the builder, put the break there.
+
 A fragment cue holds one word only (`아,`, `무슨`, `그…`), unless the speech is a lone word: more than
 `lone_pause` seconds of silence before and after it (the cue's words' times when it has them, else its own).
 """
@@ -69,6 +72,7 @@ class BadBreak:
     pattern: str
     left: str
     right: str
+    in_pause: bool = False  # a cue break where the speech pauses longer than `lone_pause`: the rules force it
 
     def __str__(self) -> str:
         mark = " / " if self.kind == "line" else " // "
@@ -96,6 +100,7 @@ class BreakReport:
         return {"cues": self.cues, "breaks": self.breaks, "line_breaks": self.line_breaks,
                 "cue_breaks": self.cue_breaks, "bad_breaks": len(self.bad), "bad_share": round(self.bad_share, 4),
                 "bad_line_breaks": sum(b.kind == "line" for b in self.bad),
+                "bad_breaks_in_pauses": sum(b.in_pause for b in self.bad),
                 "sentence_start_stubs": len(self.stubs), "fragment_cues": len(self.fragments)}
 
 
@@ -146,7 +151,9 @@ def check_breaks(cues: Sequence[TextCue], lone_pause: float = 1.0) -> BreakRepor
             report.cue_breaks += 1
             pattern = bad_pattern(_strip_dash(texts[k]), _strip_dash(texts[k + 1]))
             if pattern:
-                report.bad.append(BadBreak(k, "cue", pattern, _tail(texts[k]), _head(texts[k + 1])))
+                pause = _speech_span(cues[k + 1])[0] - _speech_span(cue)[1]
+                report.bad.append(BadBreak(k, "cue", pattern, _tail(texts[k]), _head(texts[k + 1]),
+                                           pause > lone_pause))
             stub = sentence_start_stub(texts[k])
             if stub:
                 report.stubs.append((k, texts[k]))
