@@ -31,13 +31,13 @@ from typing import Iterable, Iterator
 
 from .. import __version__
 from ..audio import AudioError, audio_info
+from ..constants import DEFAULT_MODEL
 from ..fileio import write_json_atomic
 from ..asr.vad import VadOptions
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json
 from .frames import SUPPORTED_FPS
 from .writers import FORMATS, SUFFIXES, format_of, write_subtitles
 
-DEFAULT_MODEL = "openai/whisper-base"
 SUMMARY_NAME = "subtitle-summary.json"
 # what ffmpeg commonly reads; other files in a folder are listed as ignored, not silently dropped
 MEDIA_SUFFIXES = frozenset({
