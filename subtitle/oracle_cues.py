@@ -97,7 +97,6 @@ def main() -> None:
     truth = {row["sentence_id"]: row for row in read_jsonl(args.truth)}
     runs = []
     for style_name in ("kids", "adult"):
-        style = load_style(style_name)
         for with_speakers in (False, True):
             runs.append(("generated", style_name, with_speakers, *generated_words(label, truth, with_speakers)))
     try:

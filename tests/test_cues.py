@@ -8,7 +8,6 @@ import math
 import random
 import unicodedata
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import pytest
 import webvtt

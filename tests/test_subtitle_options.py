@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import webvtt
 
 from kidsasr import __version__
 from kidsasr.cli import main
-from kidsasr.subtitles.cues import build_cues, load_style, reading_length, text_width
-from kidsasr.subtitles.frames import frame_of, frame_rate
+from kidsasr.subtitles.cues import build_cues, reading_length, text_width
 from kidsasr.subtitles.runner import (Outputs, add_arguments, decode_options_from_args, outputs_from_args,
                                       style_from_args, subtitle_file)
 from kidsasr.asr.vad import VadOptions

@@ -23,8 +23,6 @@ are not counted; it is measured over the cue's time on screen.
 from __future__ import annotations
 
 import functools
-import html
-import io
 import math
 import os
 import unicodedata

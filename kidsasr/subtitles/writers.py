@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Sequence
 
 from ..fileio import atomic_path
+from .cues import WEAK_CONFIDENCE
 from .frames import frame_of, frame_rate
 
 FORMATS = ("vtt", "srt", "smi", "ttml", "txt")
 SUFFIXES = {"vtt": ".vtt", "srt": ".srt", "smi": ".smi", "ttml": ".ttml", "txt": ".txt"}
 IMSC1_TEXT = "http://www.w3.org/ns/ttml/profile/imsc1/text"
 TTP = "http://www.w3.org/ns/ttml#parameter"
-WEAK_CONFIDENCE = 0.5
 
 
 def format_of(path: str | os.PathLike) -> str | None:
