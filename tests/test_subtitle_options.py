@@ -142,3 +142,14 @@ def test_check_reports_each_broken_rule_and_exits_1(tmp_path, capsys):
     assert "| 1 |" in out and "width 18 > 16" in out and "duration 0.400 s < 0.833 s" in out
     assert "| 2 |" in out and "gap to the previous cue" in out
     assert main(["check", str(tmp_path / "missing.vtt")]) == 2
+
+
+def test_check_reads_sami_each_sync_to_the_next(tmp_path, capsys):
+    smi = tmp_path / "vendor.smi"
+    smi.write_bytes(("<SAMI><BODY>\n<SYNC Start=1000><P Class=KRCC>안녕 친구들\n"
+                     "<SYNC Start=1400><P Class=KRCC>&nbsp;\n"
+                     "<SYNC Start=5000><P Class=KRCC>오늘은<br>토끼 이야기\n"
+                     "<SYNC Start=6500><P Class=KRCC>&nbsp;\n</BODY></SAMI>\n").encode("cp949"))
+    assert main(["check", str(smi)]) == 1
+    out = capsys.readouterr().out
+    assert "2 cues, 1 breaking" in out and "| 1 | 1.000 | 1.400 |" in out and "duration 0.400 s" in out

@@ -10,6 +10,7 @@ import pysubs2
 import pytest
 import webvtt
 
+from kidsasr.subtitles.check import read_sami
 from kidsasr.subtitles.cues import Cue, CueWord
 from kidsasr.subtitles.writers import FORMATS, format_of, write_subtitles
 
@@ -50,14 +51,15 @@ def test_srt_read_back_by_pysubs2(tmp_path):
 @pytest.mark.parametrize("encoding", ["utf-8", "cp949"])
 def test_sami_read_back_by_pysubs2_and_lxml(tmp_path, encoding):
     path = write_subtitles(CUES, tmp_path / "ep.smi", smi_encoding=encoding)
-    rows = _read_pysubs2(path, encoding=encoding)
-    assert [(s, e) for s, e, _ in rows] == [(1001, 2536), (3003, 4004)]
-    assert rows[0][2] == TEXTS[0]
-    assert rows[1][2] == TEXTS[1]  # 😀 is not in CP949: written as a character reference, read back whole
+    rows = _read_pysubs2(path, encoding=encoding)  # pysubs2 guesses SAMI end times: its texts only
+    assert [t for _, _, t in rows] == TEXTS  # 😀 is not in CP949: written as a character reference, read back
     document = lxml.html.fromstring(path.read_bytes().decode(encoding))
     syncs = document.xpath("//sync")
-    assert [int(s.get("start")) for s in syncs] == [1001, 2536, 3003, 4004]
+    assert [int(s.get("start")) for s in syncs] == [1001, 2536, 3003, 4004]  # each cue, then its clearing SYNC
     assert all(p.get("class") == "KRCC" for p in document.xpath("//p"))
+    cues = read_sami(path)  # kidsasr check's reader (html.parser): each SYNC to the next
+    assert [(c.start, c.end, c.lines) for c in cues] == [(1.001, 2.536, TEXTS[0].split("\n")),
+                                                         (3.003, 4.004, TEXTS[1].split("\n"))]
 
 
 def test_ttml_is_imsc1_text_and_read_back_by_pysubs2(tmp_path):

@@ -1,9 +1,9 @@
 """`kidsasr check EP.vtt --style kids`: the style rules on any subtitle file, without a reference.
 
-Reads WebVTT, SubRip, SAMI (UTF-8 or CP949) or TTML with clock times (pysubs2), checks every cue against the
-style profile (kidsasr.subtitles.cues.check_cues: lines, line width, duration, reading speed, gap to the previous cue, in
-whole frames of the style's frame rate) and prints a table of the cues that break a rule and why. Exit status 1
-when any cue does, 2 when a file cannot be read.
+Reads WebVTT and SubRip (webvtt-py), SAMI (UTF-8 or CP949; each SYNC lasts to the next) or TTML with clock times
+(pysubs2), checks every cue against the style profile (kidsasr.subtitles.cues.check_cues: lines, line width,
+duration, reading speed, gap to the previous cue, in whole frames of the style's frame rate) and prints a table of
+the cues that break a rule and why. Exit status 1 when any cue does, 2 when a file cannot be read.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 from ..evaluation.longform import LongformInputError, read_subtitles
@@ -34,6 +35,8 @@ def read_cues(path: str | Path) -> list[Cue]:
             return [Cue(s.start, s.end, list(s.lines), 1.0) for s in read_subtitles(path)]
         except LongformInputError as e:
             raise SubtitleReadError(str(e)) from e
+    if path.suffix.lower() in (".smi", ".sami"):
+        return read_sami(path)
     last_error: Exception | None = None
     for encoding in ("utf-8-sig", "cp949"):
         try:
@@ -48,6 +51,56 @@ def read_cues(path: str | Path) -> list[Cue]:
     cues = [Cue(e.start / 1000, e.end / 1000, [line for line in e.plaintext.split("\n")], 1.0)
             for e in events if e.plaintext.strip()]
     return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp949"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise SubtitleReadError(f"{path}: neither UTF-8 nor CP949 text")
+
+
+class _SamiParser(HTMLParser):
+    """SYNC start times and the text after each (`<br>` a line break); entities resolved."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.syncs: list[tuple[int, list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "sync":
+            start = dict(attrs).get("start")
+            if start is None or not start.strip().lstrip("-").isdigit():
+                raise SubtitleReadError(f"SYNC without a whole-millisecond Start: {start!r}")
+            self.syncs.append((int(start), [""]))
+        elif tag == "br" and self.syncs:
+            self.syncs[-1][1].append("")
+
+    def handle_data(self, data: str) -> None:
+        if self.syncs and self.lasttag not in ("style", "title"):
+            self.syncs[-1][1][-1] += data
+
+
+def read_sami(path: Path) -> list[Cue]:
+    """SAMI cues: each SYNC's text from its Start to the next SYNC's (a blank `&nbsp;` SYNC clears the screen). The
+    last SYNC with text has no end in SAMI: it is kept 0.5 s past its start, enough to be checked."""
+    parser = _SamiParser()
+    try:
+        parser.feed(_decode(path))
+    except SubtitleReadError as e:
+        raise SubtitleReadError(f"{path}: {e}") from e
+    syncs = sorted(parser.syncs, key=lambda sync: sync[0])
+    cues = []
+    for k, (start, lines) in enumerate(syncs):
+        shown = [" ".join(line.replace("\xa0", " ").split()) for line in lines]
+        shown = [line for line in shown if line]
+        if shown:
+            end = syncs[k + 1][0] if k + 1 < len(syncs) else start + 500
+            cues.append(Cue(start / 1000, end / 1000, shown, 1.0))
+    return cues
 
 
 def violations(cues: list[Cue], style) -> list[tuple[int, Cue, list[str]]]:
