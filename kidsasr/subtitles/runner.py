@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
+from ..asr.export import NeedsFullInstall
 from ..audio import AudioError, audio_info
 from ..constants import DEFAULT_MODEL
 from ..fileio import write_json_atomic
@@ -200,6 +201,9 @@ def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Sty
     if workers <= 1 or len(todo) == 1:
         try:
             recognizer = recognizer or _load(model, backend, device, compute_type, **decode_options)
+        except NeedsFullInstall as e:
+            yield from (Result(str(s), str(t), "failed", str(e)) for s, t in todo)
+            return
         except Exception as e:
             reason = f"model {model!r} could not be loaded: {type(e).__name__}: {e}"
             yield from (Result(str(s), str(t), "failed", reason) for s, t in todo)
@@ -235,9 +239,12 @@ _worker_recognizer = None
 
 def _init_worker(model: str, backend: str, device: str, compute_type: str, decode_options: dict) -> None:
     global _worker_recognizer
-    import torch
-
-    torch.set_num_threads(decode_options["num_threads"])
+    try:  # the transformers and CTC backends run on torch; the subtitle install (CTranslate2) has none
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(decode_options["num_threads"])
     _worker_recognizer = _load(model, backend, device, compute_type, **decode_options)
 
 
@@ -404,6 +411,9 @@ def _run(args: argparse.Namespace, source: Path) -> int:
               f"{args.backend}, style {style.name})", file=sys.stderr)
         try:
             recognizer = _load(args.model, args.backend, args.device, args.compute_type, **decode_options)
+        except NeedsFullInstall as e:
+            print(f"kidsasr subtitle: {e}", file=sys.stderr)
+            return 2
         except Exception as e:
             print(f"kidsasr subtitle: model {args.model!r} could not be loaded: {type(e).__name__}: {e}",
                   file=sys.stderr)
