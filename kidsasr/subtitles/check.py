@@ -9,12 +9,13 @@ the cues that break a rule and why. Exit status 1 when any cue does, 2 when a fi
 from __future__ import annotations
 
 import argparse
+import html
+import re
 import sys
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ..evaluation.longform import LongformInputError, read_subtitles
 from .cues import Cue, check_cues, load_style
 
 
@@ -31,10 +32,7 @@ def read_cues(path: str | Path) -> list[Cue]:
     if not path.is_file():
         raise SubtitleReadError(f"{path}: no such file")
     if path.suffix.lower() in (".vtt", ".srt"):
-        try:
-            return [Cue(s.start, s.end, list(s.lines), 1.0) for s in read_subtitles(path)]
-        except LongformInputError as e:
-            raise SubtitleReadError(str(e)) from e
+        return read_webvtt(path)
     if path.suffix.lower() in (".smi", ".sami"):
         return read_sami(path)
     last_error: Exception | None = None
@@ -51,6 +49,19 @@ def read_cues(path: str | Path) -> list[Cue]:
     cues = [Cue(e.start / 1000, e.end / 1000, [line for line in e.plaintext.split("\n")], 1.0)
             for e in events if e.plaintext.strip()]
     return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+def read_webvtt(path: Path) -> list[Cue]:
+    """WebVTT or SubRip cues as webvtt-py reads them (NOTE blocks are not cue text; tags removed, entities resolved)."""
+    import webvtt
+
+    try:
+        captions = webvtt.from_srt(str(path)) if path.suffix.lower() == ".srt" else webvtt.read(str(path))
+    except Exception as e:  # webvtt-py raises several error types for malformed files
+        raise SubtitleReadError(f"{path}: malformed subtitle file: {e}") from e
+    return [Cue(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000,
+                [html.unescape(re.sub(r"<[^>]*>", "", line)).strip() for line in c.lines if line.strip()], 1.0)
+            for c in captions]
 
 
 def _decode(path: Path) -> str:
