@@ -1,23 +1,29 @@
-"""Subtitle cues from timed words: segmentation, line breaking, timing, rule checks, WebVTT/SRT output.
+"""Subtitle cues from timed words: segmentation, line breaking, timing on a frame grid, rule checks, review file.
 
 Pure functions, no models. A style profile (`kidsasr/subtitles/styles/*.yaml`) holds the numbers. The steps:
 
 1. words -> spacing units: each recognised word is one Korean spacing unit (eojeol) or one Latin word, and a
    line or cue break only ever falls between two of them (`3개월` and `학교에서` are never cut). Words without
-   a finite timestamp are left out: cues are built only from timed words.
-2. units -> phrases: a silence longer than `max_pause_in_cue` or a change of speaker always ends a phrase.
+   a finite timestamp are left out: cues are built only from timed words. Dots become one `…` (punctuation).
+2. units -> phrases: a silence longer than `max_pause_in_cue` or a change of speaker always ends a phrase. Each
+   break between two units of a phrase gets a kind from its syntax (kidsasr.subtitles.syntax: sentence, clause,
+   phrase, word, or bound where a break would split a modifier from its noun or a verb construction). A short
+   sentence start the aligner left at the end of a phrase goes to the next one.
 3. phrase -> cues: dynamic programming over break positions; a cue must fit in `max_lines` lines of
-   `max_line_width` and last at most `max_duration`; breaks after a sentence or clause end, or in a small
-   silence, are preferred; cues that could not be read at `max_cps` cost extra, so the split avoids them.
+   `max_line_width` and last at most `max_duration`; each break costs by its kind (cheaper in a pause); a cue
+   that could not be read at `max_cps`, holds one word cut from its phrase, or ends a sentence and starts the
+   next with a stub costs extra, so the split avoids them. Lines break the same way (`break_lines`).
 4. two short cues of different speakers may share one cue as two `- ` lines (when speaker ids are known).
 5. timing: a cue starts at its first word and ends at its last, then grows only into the silence after it
    (at most `max_linger`, never closer than `min_gap` to the next cue) and, if still shorter than
-   `min_duration`, up to `max_lead` into the silence before it. What cannot be met is not hidden:
-   `check_cue` reports every remaining rule violation.
+   `min_duration`, up to `max_lead` into the silence before it; all with the minimums rounded up to whole
+   frames, then snapped to the style's frame grid (kidsasr.subtitles.frames). Lines are shown under the
+   punctuation policy (no full stop or comma at a line end). What cannot be met is not hidden: `check_cue`
+   reports every remaining rule violation, durations and gaps in whole frames.
 
 Widths: a Hangul syllable (any full-width character) is 1, Latin letters, digits, spaces and punctuation 0.5.
 Reading speed counts letters and digits of any script (1 each); spaces, punctuation, symbols and speaker dashes
-are not counted; it is measured over the cue's time on screen.
+are not counted; it is measured over the cue's time on screen. Files are written by kidsasr.subtitles.writers.
 """
 
 from __future__ import annotations
