@@ -15,7 +15,7 @@ import soundfile as sf
 from kidsasr import __version__
 from kidsasr.cli import main
 from kidsasr.subtitles.cues import build_cues, reading_length, text_width
-from kidsasr.subtitles.runner import (Outputs, add_arguments, decode_options_from_args, outputs_from_args,
+from kidsasr.subtitles.runner import (RunOptions, add_arguments, decode_options_from_args, run_options_from_args,
                                       style_from_args, subtitle_file)
 from kidsasr.asr.vad import VadOptions
 
@@ -97,12 +97,12 @@ def test_decode_options_from_the_command_line():
                  "--batch-size", "3", "--threads", "2")
     assert decode_options_from_args(args) == {"beam_size": 4, "batch_size": 3, "num_threads": 2,
                                               "initial_prompt": "토끼와 거북이", "hotwords": "뽀로로 크롱"}
-    outputs = outputs_from_args(parse("--vad-threshold", "0.7", "--vad-min-silence-ms", "500",
+    options = run_options_from_args(parse("--vad-threshold", "0.7", "--vad-min-silence-ms", "500",
                                       "--vad-speech-pad-ms", "30", "--format", "smi,ttml", "--srt"))
-    assert outputs.vad == VadOptions(threshold=0.7, min_silence_duration_ms=500, speech_pad_ms=30)
-    assert outputs.formats == ("smi", "ttml", "srt")
+    assert options.vad == VadOptions(threshold=0.7, min_silence_duration_ms=500, speech_pad_ms=30)
+    assert options.formats == ("smi", "ttml", "srt")
     with pytest.raises(ValueError, match="unknown ass"):
-        outputs_from_args(parse("--format", "ass"))
+        run_options_from_args(parse("--format", "ass"))
 
 
 def test_vad_options_reach_the_speech_detector(episode, tiny_ctc, tmp_path):
@@ -113,7 +113,7 @@ def test_vad_options_reach_the_speech_detector(episode, tiny_ctc, tmp_path):
     for name, vad in [("default", VadOptions()), ("strict", VadOptions(threshold=0.95, speech_pad_ms=0)),
                       ("padded", VadOptions(speech_pad_ms=400))]:
         out = tmp_path / f"{name}.vtt"
-        assert subtitle_file(episode, out, recognizer, "kids", Outputs(vad=vad)).status == "done"
+        assert subtitle_file(episode, out, recognizer, "kids", RunOptions(vad=vad)).status == "done"
         regions[name] = json.loads(out.with_suffix(".cues.json").read_text())["speech_regions"]
     speech = {name: sum(e - s for s, e in r) for name, r in regions.items()}
     assert speech["strict"] < speech["default"] < speech["padded"]

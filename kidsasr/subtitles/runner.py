@@ -50,9 +50,10 @@ OUTPUT_SUFFIXES = (*(s for s in SUFFIXES.values() if s != ".txt"), ".cues.json",
 
 
 @dataclass(frozen=True)
-class Outputs:
-    """What is written and how: extra formats beside the main file (whose format comes from its name), per-cue
-    confidences as NOTE blocks in VTT files, the SAMI encoding, and the speech detector's settings."""
+class RunOptions:
+    """Per-run settings besides the model and the style: extra formats beside the main file (whose format comes
+    from its name), per-cue confidences as NOTE blocks in VTT files, the SAMI encoding, the speech detector's
+    settings."""
 
     formats: tuple[str, ...] = ()
     notes: bool = False
@@ -74,8 +75,8 @@ class Result:
 
 
 def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, style: Style | str = "kids",
-                  outputs: Outputs = Outputs(), progress: bool = False) -> Result:
-    """Subtitle one episode into `out` (its format from its extension; `.cues.json` and `outputs.formats` beside).
+                  options: RunOptions = RunOptions(), progress: bool = False) -> Result:
+    """Subtitle one episode into `out` (its format from its extension; `.cues.json` and `options.formats` beside).
 
     Never raises for a bad input: the Result says "failed" with the reason, and no output file is left behind.
     """
@@ -97,7 +98,7 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         main_format = format_of(out)
         if main_format is None:
             return failed(f"{out.name}: no subtitle format for {out.suffix!r} (choose from {', '.join(FORMATS)})")
-        transcript = transcribe_long(path, recognizer, word_timestamps=True, vad_options=outputs.vad,
+        transcript = transcribe_long(path, recognizer, word_timestamps=True, vad_options=options.vad,
                                      progress=progress)
         cues = build_cues(transcript.words, style, transcript.speech_regions)
         problems = write_cues_json(
@@ -106,11 +107,11 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
             duration=round(transcript.duration, 3),
             dropped=[{"start": round(d.start, 3), "end": round(d.end, 3), "text": d.text, "reason": d.reason}
                      for d in transcript.dropped])
-        for fmt in outputs.formats:
+        for fmt in options.formats:
             if fmt != main_format:
-                write_subtitles(cues, out.with_suffix(SUFFIXES[fmt]), fmt, outputs.notes, style.fps,
-                                outputs.smi_encoding)
-        write_subtitles(cues, out, main_format, outputs.notes, style.fps, outputs.smi_encoding)
+                write_subtitles(cues, out.with_suffix(SUFFIXES[fmt]), fmt, options.notes, style.fps,
+                                options.smi_encoding)
+        write_subtitles(cues, out, main_format, options.notes, style.fps, options.smi_encoding)
     except AudioError as e:
         return failed(e.reason)
     except Exception as e:  # a folder run must go on: the reason is reported, nothing half-written remains
@@ -158,11 +159,11 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model: str = DEFAULT_MODEL,
-                    backend: str = "auto", style: Style | str = "kids", outputs: Outputs = Outputs(),
+                    backend: str = "auto", style: Style | str = "kids", options: RunOptions = RunOptions(),
                     workers: int = 1, overwrite: bool = False, device: str = "cpu", compute_type: str = "int8",
                     recognizer=None, progress: bool = True, main_format: str = "vtt", **decode_options
                     ) -> tuple[list[Result], list[Path]]:
-    """Subtitle every episode under `folder` into `out_dir` as `main_format` files (plus `outputs.formats`);
+    """Subtitle every episode under `folder` into `out_dir` as `main_format` files (plus `options.formats`);
     (one Result per episode, ignored files). `decode_options`: kidsasr.asr.models.DecodeOptions fields.
 
     The model is loaded only when something is left to do; with workers > 1 each worker process loads its own.
@@ -180,7 +181,7 @@ def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model
             todo.append((source, target))
     bar = tqdm(total=len(todo), desc="subtitling", unit="episode", disable=not progress or not todo)
     try:
-        for result in _run_all(todo, model, backend, style, outputs, workers, device, compute_type, recognizer,
+        for result in _run_all(todo, model, backend, style, options, workers, device, compute_type, recognizer,
                                decode_options):
             results[Path(result.source)] = result
             bar.update(1)
@@ -194,7 +195,7 @@ def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model
     return [results[source] for source, _ in pairs], ignored
 
 
-def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Style, outputs: Outputs,
+def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Style, options: RunOptions,
              workers: int, device: str, compute_type: str, recognizer, decode_options: dict) -> Iterable[Result]:
     if not todo:
         return
@@ -209,15 +210,15 @@ def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Sty
             yield from (Result(str(s), str(t), "failed", reason) for s, t in todo)
             return
         for source, target in todo:
-            yield subtitle_file(source, target, recognizer, style, outputs)
+            yield subtitle_file(source, target, recognizer, style, options)
         return
     import multiprocessing
 
-    options = {**decode_options, "num_threads": decode_options.get("num_threads") or
-               max(1, (os.cpu_count() or 1) // workers)}
+    per_worker = {**decode_options, "num_threads": decode_options.get("num_threads") or
+                  max(1, (os.cpu_count() or 1) // workers)}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(model, backend, device, compute_type, options)) as pool:
-        futures = {pool.submit(_work, source, target, style, outputs): (source, target) for source, target in todo}
+                             initargs=(model, backend, device, compute_type, per_worker)) as pool:
+        futures = {pool.submit(_work, source, target, style, options): (source, target) for source, target in todo}
         for future in as_completed(futures):
             source, target = futures[future]
             try:
@@ -248,8 +249,8 @@ def _init_worker(model: str, backend: str, device: str, compute_type: str, decod
     _worker_recognizer = _load(model, backend, device, compute_type, **decode_options)
 
 
-def _work(source: Path, target: Path, style: Style, outputs: Outputs) -> Result:
-    return subtitle_file(source, target, _worker_recognizer, style, outputs)
+def _work(source: Path, target: Path, style: Style, options: RunOptions) -> Result:
+    return subtitle_file(source, target, _worker_recognizer, style, options)
 
 
 def _write_summary(out_dir: str | os.PathLike, results: list[Result], ignored: list[Path], style: Style,
@@ -338,7 +339,7 @@ def style_from_args(args: argparse.Namespace) -> Style:
     return replace(style, **overrides) if overrides else style
 
 
-def outputs_from_args(args: argparse.Namespace) -> Outputs:
+def run_options_from_args(args: argparse.Namespace) -> RunOptions:
     """Extra formats, notes, SAMI encoding and VAD settings (raises ValueError for an unknown format)."""
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()] + (["srt"] if args.srt else [])
     unknown = sorted(set(formats) - set(FORMATS))
@@ -346,7 +347,7 @@ def outputs_from_args(args: argparse.Namespace) -> Outputs:
         raise ValueError(f"--format: unknown {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
     vad = VadOptions(threshold=args.vad_threshold, min_silence_duration_ms=args.vad_min_silence_ms,
                      speech_pad_ms=args.vad_speech_pad_ms)
-    return Outputs(tuple(dict.fromkeys(formats)), args.notes, args.smi_encoding, vad)
+    return RunOptions(tuple(dict.fromkeys(formats)), args.notes, args.smi_encoding, vad)
 
 
 def decode_options_from_args(args: argparse.Namespace) -> dict:
@@ -385,7 +386,7 @@ def _run(args: argparse.Namespace, source: Path) -> int:
         return 2
     try:
         style = style_from_args(args)
-        outputs = outputs_from_args(args)
+        options = run_options_from_args(args)
     except ValueError as e:
         print(f"kidsasr subtitle: {e}", file=sys.stderr)
         return 2
@@ -401,12 +402,12 @@ def _run(args: argparse.Namespace, source: Path) -> int:
             return 2
         print(f"subtitling the episodes in {source} into {out_dir} (model {args.model}, backend {args.backend}, "
               f"style {style.name}); summary: {out_dir / SUMMARY_NAME}", file=sys.stderr)
-        results, ignored = subtitle_folder(source, out_dir, args.model, args.backend, style, outputs, args.workers,
+        results, ignored = subtitle_folder(source, out_dir, args.model, args.backend, style, options, args.workers,
                                            args.overwrite, args.device, args.compute_type, **decode_options)
     else:
         out = _single_output(Path(args.input.partition("!")[0]).parent / source.name if "!" in args.input else source,
                              args.out)
-        extra = [str(out.with_suffix(SUFFIXES[f])) for f in outputs.formats if f != format_of(out)]
+        extra = [str(out.with_suffix(SUFFIXES[f])) for f in options.formats if f != format_of(out)]
         print(f"subtitling {source} into {', '.join([str(out), *extra])} (model {args.model}, backend "
               f"{args.backend}, style {style.name})", file=sys.stderr)
         try:
@@ -418,7 +419,7 @@ def _run(args: argparse.Namespace, source: Path) -> int:
             print(f"kidsasr subtitle: model {args.model!r} could not be loaded: {type(e).__name__}: {e}",
                   file=sys.stderr)
             return 1
-        results, ignored = [subtitle_file(source, out, recognizer, style, outputs, progress=True)], []
+        results, ignored = [subtitle_file(source, out, recognizer, style, options, progress=True)], []
     print_summary(results, ignored)
     return 1 if any(r.status == "failed" for r in results) else 0
 
