@@ -193,3 +193,45 @@ def test_transformers_backend_gives_dtw_word_times(speech):
     flagged = recognizer.transcribe_batch(clips, word_timestamps=True, fallback=Fallback(lambda h: h is not None, 3))
     assert [h.text for h in flagged] == [h.text for h in beamed]
     assert all(h.words and -5.0 < h.avg_logprob <= 0.0 for h in flagged)
+
+
+@pytest.mark.slow
+def test_decode_options_reach_the_ct2_generate_call(ct2_whisper, speech):
+    """--beam-size, --initial-prompt, --hotwords, --batch-size and --threads, as the CLI passes them, in the real
+    CTranslate2 model's generate call: the prompt holds the previous-text marker, the hotwords and the prompt."""
+    recognizer = load_recognizer(str(ct2_whisper.model_dir), beam_size=3, initial_prompt="토끼와 거북이",
+                                 hotwords="뽀로로 크롱", batch_size=3, num_threads=1)
+    assert (recognizer.workers, recognizer.batch_size) == (1, 3)
+    model, calls = recognizer.whisper.model, []
+
+    class RecordingModel:  # the real CTranslate2 model, its generate calls recorded
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def generate(self, features, prompts, **kwargs):
+            calls.append((prompts, kwargs))
+            return model.generate(features, prompts, **kwargs)
+
+    recognizer.whisper.model = RecordingModel()
+    try:
+        (hyp,) = recognizer.transcribe_batch([speech[: 3 * SR]])
+    finally:
+        recognizer.whisper.model = model
+    prompts, kwargs = calls[0]
+    tokenizer = recognizer.tokenizer
+    hot, previous = tokenizer.encode(" 뽀로로 크롱"), tokenizer.encode(" 토끼와 거북이")
+    assert kwargs["beam_size"] == 3
+    assert prompts[0][: 1 + len(hot) + len(previous)] == [tokenizer.sot_prev, *hot, *previous]
+    assert prompts[0][1 + len(hot) + len(previous):] == [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    assert hyp.text
+
+
+@pytest.mark.slow
+def test_transformers_backend_takes_the_prompt(speech):
+    plain = load_recognizer(WHISPER_BASE, backend="transformers", num_threads=2)
+    prompted = load_recognizer(WHISPER_BASE, backend="transformers", num_threads=2, initial_prompt="토끼와 거북이",
+                               hotwords="뽀로로")
+    assert plain.prompt_ids is None
+    assert prompted.tokenizer.decode(prompted.prompt_ids.tolist()) == "<|startofprev|> 뽀로로 토끼와 거북이"
+    (hyp,) = prompted.transcribe_batch([speech[: 3 * SR]], word_timestamps=True)
+    assert hyp.text and hyp.words and all(0.0 <= w.start <= w.end <= 3.0 + 1e-6 for w in hyp.words)
