@@ -154,6 +154,25 @@ def test_edit_split_undo_save_reload(driver, tmp_path):
     assert log[-1]["reviewed"] == [2, 3, 4, 5] and log[-1]["violations"] == 0
 
 
+def test_a_cue_the_recogniser_missed_is_added_at_the_playhead(driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    media, cues = write_episode(tmp_path / "show")
+    with serving(open_session(media)) as base:
+        driver.get(base + "/")
+        wait_for(driver, "document.body.dataset.state === 'ready'")
+        driver.execute_script("document.getElementById('player').currentTime = 9.0;")
+        wait_for(driver, "Math.abs(document.getElementById('player').currentTime - 9.0) < 0.01")
+        driver.find_element(By.ID, "add").click()
+        driver.find_element(By.ID, "cue-text").send_keys("새 자막")  # the placeholder is selected: typed over
+        driver.find_element(By.ID, "save").click()
+        wait_for(driver, "['saved', 'save-error'].includes(document.body.dataset.state)")
+        assert body(driver, "state") == "saved", driver.find_element(By.ID, "status").text
+    saved = document.load_document(document.review_files(media.with_suffix(".vtt"))).cues
+    assert [(c.start, c.end, c.lines) for c in saved[2:3]] == [(9.0, round(9.0 + KIDS.min_duration, 3), ["새 자막"])]
+    assert len(saved) == len(cues) + 1 and document.check(saved, KIDS) == [[]] * len(saved)
+
+
 def test_page_checks_agree_with_the_python_rules(driver, tmp_path):
     media, _ = write_episode(tmp_path / "show")
     samples = ["안녕하세요", "abc 123", "ＡＢＣ", "3개월", "가나다…!?", "e\u0301", "\u1100\u1161\u11a8", "😀 ok",

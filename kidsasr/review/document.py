@@ -36,7 +36,7 @@ from ..fileio import write_json_atomic, write_text_atomic
 
 SUBTITLE_SUFFIXES = (".vtt", ".srt")
 # what the page reports in the edit log; `save` rows are the server's own
-ACTIONS = ("text", "times", "split", "merge", "delete", "reviewed", "unreviewed", "undo")
+ACTIONS = ("text", "times", "split", "merge", "add", "delete", "reviewed", "unreviewed", "undo")
 _LOG_KEYS = ("action", "cue", "at", "before", "after")
 _TAG = re.compile(r"<[^>]*>")
 
