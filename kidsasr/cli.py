@@ -16,6 +16,7 @@ COMMANDS = {
     "train": ("kidsasr.training.driver", "fine-tune Whisper or wav2vec2 from a YAML recipe"),
     "eval": ("kidsasr.evaluation.runner", "transcribe a split and score CER against the zero-shot baseline"),
     "subtitle": ("kidsasr.subtitles.runner", "turn episodes (a file or a folder) into Korean WebVTT/SRT"),
+    "review": ("kidsasr.review.server", "edit an episode's subtitles in the browser (served on 127.0.0.1)"),
     "export": ("kidsasr.asr.export", "convert a Hugging Face Whisper checkpoint to CTranslate2 int8"),
     "demo": ("kidsasr.demo", "run every stage end to end on the built-in demo corpus"),
 }

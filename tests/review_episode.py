@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kidsasr.audio import write_wav
-from kidsasr.cues import Cue, CueWord, build_cues, load_style, write_cues_json, write_vtt
+from kidsasr.subtitles.cues import Cue, CueWord, build_cues, load_style, write_cues_json, write_vtt
 from kidsasr.review.server import ReviewSession, make_server, open_session
 
 KIDS = load_style("kids")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kidsasr.cues import text_width
+from kidsasr.subtitles.cues import text_width
 from kidsasr.review import document
 from review_episode import KIDS, open_session, serving, write_episode
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from kidsasr.cues import reading_length, text_width
+from kidsasr.subtitles.cues import reading_length, text_width
 from kidsasr.review import document
 from kidsasr.review.server import PAGE
 from review_episode import KIDS, open_session, serving, write_episode

@@ -37,7 +37,7 @@ def cue_features(row: dict) -> list[float]:
     probabilities = [float(w["probability"]) for w in row.get("words") or []] or [float(row.get("confidence", 0.0))]
     decoder = row.get("decoder") or {}
     duration = max(1e-3, float(row["end"]) - float(row["start"]))
-    from ..cues import reading_length
+    from ..subtitles.cues import reading_length
 
     return [
         float(np.mean(probabilities)), float(min(probabilities)),
@@ -142,7 +142,7 @@ class Outcome:
 def utterance_outcomes(cues: Sequence[tuple[float, float, str]], flagged: Sequence[bool],
                        utterances: Sequence[Utterance], bad_cer: float = BAD_CER) -> list[Outcome]:
     """The issue's matching rule, for cues (start, end, text) with their flags."""
-    from ..metrics import edit_counts
+    from ..evaluation.metrics import edit_counts
     from ..textnorm import normalize_for_cer
 
     matched: list[list[int]] = [[] for _ in utterances]

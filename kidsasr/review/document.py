@@ -30,9 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..cues import (WEAK_CONFIDENCE, Cue, CueWord, Style, check_cues, cues_json_path, text_width, vtt_text,
-                    write_srt)
 from ..fileio import write_json_atomic, write_text_atomic
+from ..subtitles.cues import (WEAK_CONFIDENCE, Cue, CueWord, Style, check_cues, cues_json_path, text_width, vtt_text,
+                              write_srt)
 
 SUBTITLE_SUFFIXES = (".vtt", ".srt")
 # what the page reports in the edit log; `save` rows are the server's own

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from ..audio import SAMPLE_RATE, AudioError, load_audio
-from ..cues import Style, load_style
+from ..subtitles.cues import Style, load_style
 from . import document
 
 PAGE = Path(__file__).with_name("editor.html")

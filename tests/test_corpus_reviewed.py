@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from kidsasr.corpus import ReadReport
+from kidsasr.corpus.reader import ReadReport
 from kidsasr.review import document
-from kidsasr.review.source import NOT_REVIEWED, read_reviewed
+from kidsasr.corpus.reviewed import NOT_REVIEWED, read_reviewed
 from review_episode import KIDS, write_episode
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..audio import AudioError, audio_info
-from ..corpus import AudioRef, Episode, ReadIssue, ReadReport, Sentence, checked_times
-from ..subtitles import MEDIA_SUFFIXES
-from .document import last_save, read_subtitle_file, review_files
+from .reader import AudioRef, Episode, ReadIssue, ReadReport, Sentence, checked_times
+from ..subtitles.runner import MEDIA_SUFFIXES
+from ..review.document import last_save, read_subtitle_file, review_files
 
 SOURCE = "review"
 REVIEWED_SUFFIXES = (".reviewed.vtt", ".reviewed.srt")
