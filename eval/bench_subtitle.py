@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"episode {wav} ({duration / 60:.0f} min, {len(truth)} sentences); model {args.model} -> {ct2_dir}; "
           f"{args.threads} threads", file=sys.stderr)
 
-    from kidsasr.subtitles.cues import write_vtt
+    from kidsasr.subtitles.writers import write_subtitles
 
     rows = []
     label_path = args.work / "episode.json"
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     wall, cpu = (float(np.median(t)) for t in zip(*times))
     walls = [t[0] for t in times]
     print(f"kidsasr wall s over {args.repeats} runs: {', '.join(f'{w:.1f}' for w in walls)}", file=sys.stderr)
-    write_vtt(cues, args.work / "kidsasr.vtt")
+    write_subtitles(cues, args.work / "kidsasr.vtt")
     write_jsonl_atomic(args.work / "kidsasr-dropped.jsonl", (d._asdict() for d in result.dropped))
     rows.append(evaluate("kidsasr (ct2 int8, batched, VAD, guards)", args.work / "kidsasr.vtt", label_path, speech,
                          wall, cpu, style))
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({', '.join(sorted({d.reason.split(' (')[0] for d in result.dropped}))})", file=sys.stderr)
     if not args.skip_baseline:
         cues, (wall, cpu) = run_faster_whisper(wav, ct2_dir, args.threads)
-        write_vtt(cues, args.work / "faster-whisper.vtt")
+        write_subtitles(cues, args.work / "faster-whisper.vtt")
         rows.append(evaluate("faster-whisper defaults (beam 5, vad_filter)", args.work / "faster-whisper.vtt",
                              label_path, speech, wall, cpu, style))
     write_jsonl_atomic(args.work / "results.jsonl", rows)

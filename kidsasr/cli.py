@@ -10,12 +10,16 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
+
 COMMANDS = {
     "synth": ("kidsasr.synth.generator", "generate the synthetic children's-broadcast corpus"),
     "prep": ("kidsasr.prep.runner", "clean, align and filter a corpus into training manifests"),
     "train": ("kidsasr.training.driver", "fine-tune Whisper or wav2vec2 from a YAML recipe"),
     "eval": ("kidsasr.evaluation.runner", "transcribe a split and score CER against the zero-shot baseline"),
-    "subtitle": ("kidsasr.subtitles.runner", "turn episodes (a file or a folder) into Korean WebVTT/SRT"),
+    "subtitle": ("kidsasr.subtitles.runner", "turn episodes (a file or a folder) into Korean subtitles (VTT, SRT, "
+                 "SAMI, TTML)"),
+    "check": ("kidsasr.subtitles.check", "check any subtitle file against a style profile, without a reference"),
     "review": ("kidsasr.review.server", "edit an episode's subtitles in the browser (served on 127.0.0.1)"),
     "export": ("kidsasr.asr.export", "convert a Hugging Face Whisper checkpoint to CTranslate2 int8"),
     "demo": ("kidsasr.demo", "run every stage end to end on the built-in demo corpus"),
@@ -30,6 +34,7 @@ def _top_parser() -> argparse.ArgumentParser:
         epilog="commands:\n" + "\n".join(f"  {name:<10}{help_}" for name, (_, help_) in COMMANDS.items())
         + "\n\n`kidsasr COMMAND --help` describes each command.",
     )
+    parser.add_argument("--version", action="version", version=f"kidsasr {__version__}")
     parser.add_argument("command", choices=COMMANDS, metavar="COMMAND")
     return parser
 
@@ -37,7 +42,7 @@ def _top_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        _top_parser().parse_args(argv[:1] or ["--help"])
+        _top_parser().parse_args(argv[:1] or ["--help"])  # exits: --help, --version, or an unknown command
         return 2
     command, rest = argv[0], argv[1:]
     module_name, help_ = COMMANDS[command]

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from kidsasr.audio import write_wav
-from kidsasr.subtitles.cues import Cue, CueWord, build_cues, load_style, write_cues_json, write_vtt
+from kidsasr.subtitles.cues import Cue, CueWord, build_cues, load_style, write_cues_json
+from kidsasr.subtitles.writers import write_subtitles
 from kidsasr.review.server import ReviewSession, make_server, open_session
 
 KIDS = load_style("kids")
@@ -31,7 +32,7 @@ def write_episode(folder: Path, name: str = "ep") -> tuple[Path, list[Cue]]:
     """folder/name.wav (18 s of a quiet tone) with name.vtt and name.cues.json from `machine_cues`."""
     folder.mkdir(parents=True, exist_ok=True)
     cues = machine_cues()
-    write_vtt(cues, folder / f"{name}.vtt", header="machine")
+    write_subtitles(cues, folder / f"{name}.vtt")
     write_cues_json(cues, folder / f"{name}.cues.json", KIDS)
     t = np.arange(16000 * 18) / 16000
     write_wav(folder / f"{name}.wav", (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))

@@ -14,10 +14,13 @@ import pytest
 import webvtt
 
 from kidsasr.subtitles.cues import (Cue, CueWord, Style, break_lines, build_cues, check_cue, check_cues, cues_json_path,
-                                    load_style, reading_length, text_width, vtt_text, write_cues_json, write_srt,
-                                    write_vtt)
+                                    load_style, reading_length, text_width, write_cues_json)
+from kidsasr.subtitles.frames import frame_of, frame_rate
+from kidsasr.subtitles.punctuation import finish_line
+from kidsasr.subtitles.writers import write_subtitles
 
 KIDS = load_style("kids")
+RATE = frame_rate(KIDS.fps)
 ADULT = load_style("adult")
 SYLLABLES = "가나다라마바사아자차카타파하고노도로모보소오조초코토포호구누두루무부수우주추쿠투푸후이기니디리미비시지"
 ENDINGS = ["", "", "", "", ".", ",", "?", "!"]
@@ -55,9 +58,13 @@ def assert_structure(words: list[Word], cues: list[Cue], style: Style) -> None:
     for k, cue in enumerate(cues):
         units = [w.text for w in cue.words]
         plain = [line.removeprefix("- ") for line in cue.lines]
-        assert " ".join(plain) == " ".join(units)
-        for line in plain:  # lines are made of whole spacing units
-            assert line in {" ".join(units[a:b]) for a in range(len(units)) for b in range(a + 1, len(units) + 1)}
+        covered = 0
+        for n, line in enumerate(plain):  # lines are whole spacing units, as the punctuation policy shows them
+            ends = [b for b in range(covered + 1, len(units) + 1)
+                    if finish_line(" ".join(units[covered:b]), first_in_cue=n == 0) == line]
+            assert ends, (line, units)
+            covered = ends[-1]
+        assert covered == len(units)
         assert len(cue.lines) <= style.max_lines
         assert cue.end > cue.start
         assert round((cue.end - cue.speech_end) * 1000) <= round(style.max_linger * 1000)
@@ -167,8 +174,8 @@ def test_cues_from_korean_speech_keep_every_rule():
     assert check_cues(cues, KIDS) == [[] for _ in cues]
     assert any("3개월" in line for c in cues for line in c.lines)
     assert not any(line.endswith("3") or line.startswith("개월") for c in cues for line in c.lines)
-    assert [c.lines for c in cues][-2:] == [["정말 빨갛게 잘 익었네요!"], ["와, 이거 진짜 맛있겠다."]]
-    assert len(cues) == 4 and cues[1].lines == ["수확해 볼 거예요."]  # no "거예요." orphan
+    assert [c.lines for c in cues][-2:] == [["정말 빨갛게 잘 익었네요!"], ["와, 이거 진짜 맛있겠다"]]
+    assert len(cues) == 4 and cues[1].lines == ["수확해 볼 거예요"]  # no "거예요." orphan
 
 
 def test_a_pause_over_one_second_always_ends_the_cue():
@@ -193,7 +200,8 @@ def test_duration_is_extended_only_into_silence_and_within_the_limits():
     # "네" said quickly: it needs 0.833 s on screen; 0.5 s linger + lead before it are available
     words = say("네", 2.0, per_syllable=0.25)
     (cue,) = build_cues(words, KIDS)
-    assert (cue.start, cue.end) == (1.917, 2.75) and check_cue(cue, KIDS) == []
+    # on the 29.97 fps grid: 25 frames (0.834 s), from 1.902 (frame 57, after the 0.125 s lead) to 2.736
+    assert (frame_of(cue.start, RATE), frame_of(cue.end, RATE)) == (57, 82) and check_cue(cue, KIDS) == []
     # the next word comes soon: the first cue yields, keeping the 83 ms gap
     words = say("네", 2.0, per_syllable=0.25) + say("아니요 그게 아니고요", 2.45, speaker=None)
     cues = build_cues(words, KIDS)
@@ -203,7 +211,7 @@ def test_duration_is_extended_only_into_silence_and_within_the_limits():
 def test_cue_leaves_at_most_half_a_second_after_the_last_word():
     words = say("천천히 말하는 아이", 0.0, per_syllable=0.3)
     (cue,) = build_cues(words, KIDS)
-    assert cue.end == pytest.approx(words[-1].end, abs=1e-9)  # already readable: no linger added
+    assert cue.end == pytest.approx(words[-1].end, abs=0.5 / 29.97)  # already readable: no linger added
 
 
 def test_fast_speech_is_split_and_the_residual_violation_reported():
@@ -233,7 +241,7 @@ def test_over_long_single_word_gets_its_own_cue_and_a_reported_violation():
 def test_two_speakers_share_a_cue_with_dashes_only_when_known():
     words = say("뭐야?", 0.0, speaker="A") + say("사과야.", 0.6, speaker="B") + say("그렇구나", 3.0, speaker="A")
     cues = build_cues(words, KIDS)
-    assert cues[0].lines == ["- 뭐야?", "- 사과야."] and check_cue(cues[0], KIDS) == []
+    assert cues[0].lines == ["- 뭐야?", "- 사과야"] and check_cue(cues[0], KIDS) == []
     anonymous = [replace(w, speaker=None) for w in words]
     assert not any(line.startswith("- ") for c in build_cues(anonymous, KIDS) for line in c.lines)
     long_turns = (say("오늘은 다 같이 숲으로 놀러 갈 거예요", 0.0, speaker="A")
@@ -321,7 +329,7 @@ def test_check_cue_names_each_broken_rule():
         "3 lines > 2": replace(good, lines=["가", "나", "다"]),
         "line 1 width 17 > 16": replace(good, lines=["가" * 17], end=3.0),
         "duration 0.500 s < 0.833 s": replace(good, end=1.5),
-        "duration 7.200 s > 7 s": replace(good, end=8.2, words=[word, CueWord("라", 8.0, 8.1, 0.9)]),
+        "duration 7.207 s > 7 s": replace(good, end=8.2, words=[word, CueWord("라", 8.0, 8.1, 0.9)]),
         "reading speed 20.0 chars/s > 9": replace(good, lines=["가" * 10, "나" * 10]),
         "spans a pause of 1.400 s > 1 s": replace(good, end=3.5, words=[word, CueWord("라", 3.0, 3.3, 0.9)]),
         "stays 0.900 s after its last word > 0.5": replace(good, end=2.5),
@@ -332,7 +340,8 @@ def test_check_cue_names_each_broken_rule():
     for expected, cue in cases.items():
         assert any(p.startswith(expected) for p in check_cue(cue, KIDS)), (expected, check_cue(cue, KIDS))
     follower = Cue(2.05, 3.0, ["라마"], 0.9, [CueWord("라마", 2.05, 2.6, 0.9)])
-    assert any(p.startswith("gap to the previous cue 0.050 s") for p in check_cue(follower, KIDS, good))
+    # 2.0 and 2.05 s are frames 60 and 61 at 29.97 fps: one frame apart
+    assert any(p.startswith("gap to the previous cue 0.033 s") for p in check_cue(follower, KIDS, good))
     same_time = replace(follower, start=1.0)
     assert "starts at or before the previous cue's start" in check_cue(same_time, KIDS, good)
 
@@ -348,8 +357,7 @@ def sample_cues() -> list[Cue]:
 
 def test_vtt_escapes_and_round_trips_through_webvtt_py(tmp_path):
     cues = sample_cues()
-    path = tmp_path / "ep.vtt"
-    write_vtt(cues, path)
+    path = write_subtitles(cues, tmp_path / "ep.vtt", notes=True)
     raw = path.read_text(encoding="utf-8")
     assert raw.startswith("WEBVTT")
     assert "a&lt;b&gt; &amp; c --&gt; d" in raw and "<b>" not in raw and raw.count("-->") == len(cues)
@@ -363,22 +371,19 @@ def test_vtt_escapes_and_round_trips_through_webvtt_py(tmp_path):
         assert [html.unescape(line) for line in caption.lines] == cue.lines
         assert note.startswith(f"confidence {cue.confidence:.3f}")
     assert "WEAK" in notes[-1] and "WEAK" not in notes[0]
-    write_vtt(cues, path, header="kidsasr test header")
-    assert webvtt.read(str(path)).header_comments == ["kidsasr test header", notes[0]]
-    assert "NOTE" not in vtt_text(cues, notes=False)
+    clean = write_subtitles(cues, tmp_path / "clean.vtt").read_text(encoding="utf-8")
+    assert "NOTE" not in clean and webvtt.read(str(tmp_path / "clean.vtt")).header_comments == []
 
 
 def test_empty_vtt_is_valid(tmp_path):
-    path = tmp_path / "silence.vtt"
-    write_vtt([], path)
+    path = write_subtitles([], tmp_path / "silence.vtt")
     assert path.read_text() == "WEBVTT\n"
     assert len(webvtt.read(str(path)).captions) == 0
 
 
 def test_srt_round_trip_without_tags(tmp_path):
     cues = sample_cues()
-    path = tmp_path / "ep.srt"
-    write_srt(cues, path)
+    path = write_subtitles(cues, tmp_path / "ep.srt")
     parsed = webvtt.from_srt(str(path))
     assert [c.lines for c in parsed.captions] == [[line.replace("<", "‹").replace(">", "›") for line in c.lines]
                                                  for c in cues]
@@ -386,12 +391,11 @@ def test_srt_round_trip_without_tags(tmp_path):
 
 
 def test_failed_write_leaves_the_old_file_and_no_partial_file(tmp_path):
-    path = tmp_path / "ep.vtt"
-    write_vtt(sample_cues(), path)
+    path = write_subtitles(sample_cues(), tmp_path / "ep.vtt")
     before = path.read_bytes()
     broken = [Cue(float("nan"), 1.0, ["깨진 자막"], 0.5, [])]
     with pytest.raises(Exception):
-        write_vtt(broken, path)
+        write_subtitles(broken, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ep.vtt"]
 

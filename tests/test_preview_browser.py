@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from kidsasr.audio import write_wav
-from kidsasr.subtitles.cues import CueWord, Cue, build_cues, check_cues, load_style, write_cues_json, write_vtt
+from kidsasr.subtitles.cues import CueWord, Cue, build_cues, check_cues, load_style, write_cues_json
+from kidsasr.subtitles.writers import write_subtitles
 
 PREVIEW = Path(__file__).resolve().parents[1] / "subtitle" / "preview.html"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -117,7 +118,7 @@ def test_preview_reads_the_vtt_through_the_browser_parser_with_the_side_file(chr
     folder, base = served
     cues = episode_cues()
     assert any(len(c.lines) == 2 for c in cues) and cues[-1].start > 3600
-    write_vtt(cues, folder / "ep.vtt", header="kidsasr preview test")
+    write_subtitles(cues, folder / "ep.vtt")
     write_cues_json(cues, folder / "ep.cues.json", KIDS)
     write_wav(folder / "ep.wav", np.zeros(16000 * 2, dtype=np.float32))
     page = CueList(dump_dom(chromium, f"{base}/preview.html?media=ep.wav&vtt=ep.vtt", tmp_path / "profile"))
@@ -130,11 +131,11 @@ def test_preview_reads_the_vtt_through_the_browser_parser_with_the_side_file(chr
 def test_preview_falls_back_to_note_confidences_and_reports_bad_files(chromium, served, tmp_path):
     folder, base = served
     cues = episode_cues()
-    write_vtt(cues, folder / "ep.vtt")
+    write_subtitles(cues, folder / "ep.vtt", notes=True)  # a reviewer's VTT
     page = CueList(dump_dom(chromium, f"{base}/preview.html?vtt=ep.vtt", tmp_path / "profile"))
     assert_page_matches(page, cues)
 
-    write_vtt([], folder / "silence.vtt")
+    write_subtitles([], folder / "silence.vtt")
     page = CueList(dump_dom(chromium, f"{base}/preview.html?vtt=silence.vtt", tmp_path / "profile2"))
     assert page.body.get("data-state") == "ready" and page.body["data-cue-count"] == "0"
 

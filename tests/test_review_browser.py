@@ -5,14 +5,19 @@ checks agree with kidsasr.cues; a file:// page names the command; a video episod
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
 from kidsasr.subtitles.cues import reading_length, text_width
 from kidsasr.review import document
 from kidsasr.review.server import PAGE
+from kidsasr.subtitles.frames import frame_of
 from review_episode import KIDS, open_session, serving, write_episode
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -145,7 +150,12 @@ def test_edit_split_undo_save_reload(driver, tmp_path):
                                              cues[2].lines, cues[3].lines]
     assert saved.cues[3].end == pytest.approx(round(cues[2].end + 0.3, 3))
     assert saved.cues[1].end < saved.cues[2].start
-    # the saved file passes the style rules (kidsasr.cues.check_cues), words and all
+    # the saved files pass `kidsasr check`, and the style's rules with the recognised words' timing as well
+    check = subprocess.run([sys.executable, "-m", "kidsasr.cli", "check", "--style", "kids",
+                            str(folder / "ep.reviewed.vtt"), str(folder / "ep.reviewed.srt")],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert check.returncode == 0, check.stdout + check.stderr
     assert document.check(saved.cues, KIDS) == [[]] * 5
     # the words went with their halves: "오늘은 우리 친구들과 함께" (우리 deleted in the text) | "토마토를 키워요"
     assert [[w.text for w in c.words] for c in saved.cues[1:3]] == [["오늘은", "우리", "친구들과", "함께"], ["토마토를", "키워요"]]
@@ -169,7 +179,10 @@ def test_a_cue_the_recogniser_missed_is_added_at_the_playhead(driver, tmp_path):
         wait_for(driver, "['saved', 'save-error'].includes(document.body.dataset.state)")
         assert body(driver, "state") == "saved", driver.find_element(By.ID, "status").text
     saved = document.load_document(document.review_files(media.with_suffix(".vtt"))).cues
-    assert [(c.start, c.end, c.lines) for c in saved[2:3]] == [(9.0, round(9.0 + KIDS.min_duration, 3), ["새 자막"])]
+    frames = document.frame_numbers(KIDS)
+    first = frame_of(9.0, Fraction(*frames["rate"]))  # the cue starts on the frame grid and lasts the minimum
+    at = [round(float(n / Fraction(*frames["rate"])), 3) for n in (first, first + frames["min_duration"])]
+    assert [(c.start, c.end, c.lines) for c in saved[2:3]] == [(*at, ["새 자막"])]
     assert len(saved) == len(cues) + 1 and document.check(saved, KIDS) == [[]] * len(saved)
 
 
@@ -216,4 +229,4 @@ def test_video_episode_shows_the_video_with_the_track(driver, tmp_path):
         track_cues = driver.execute_script(
             "return Array.from(document.querySelector('video track').track.cues).map(c => [c.startTime, c.text]);")
         assert driver.execute_script("return document.getElementById('now-text');") is None
-    assert [(round(s, 3), t) for s, t in track_cues] == [(c.start, "\n".join(c.lines)) for c in cues]
+    assert [(round(s, 3), t) for s, t in track_cues] == [(round(c.start, 3), "\n".join(c.lines)) for c in cues]

@@ -170,8 +170,10 @@ def test_whisper_base_subtitles_an_episode_end_to_end(episodes, speech, tmp_path
     episode = tmp_path / "episode.wav"
     sf.write(episode, np.concatenate([music(6.0), np.zeros(SR, np.float32), speech]), SR, subtype="PCM_16")
     out = tmp_path / "out" / "episode.vtt"
-    assert main(["subtitle", str(episode), "-o", str(out), "--model", WHISPER_BASE, "--srt"]) == 0
+    assert main(["subtitle", str(episode), "-o", str(out), "--model", WHISPER_BASE, "--srt", "--notes"]) == 0
     parsed = webvtt.read(str(out))
+    text = out.read_text(encoding="utf-8")
+    assert text.count("NOTE confidence") == len(parsed.captions) and "episode.wav" not in text
     side = json.loads(out.with_name("episode.cues.json").read_text(encoding="utf-8"))
     assert len(parsed.captions) == len(side["cues"])
     assert len(webvtt.from_srt(str(out.with_suffix(".srt"))).captions) == len(side["cues"])

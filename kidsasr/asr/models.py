@@ -27,6 +27,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from .wordpieces import Piece, join_pieces
+
 SAMPLE_RATE = 16000
 MAX_CLIP_SECONDS = 30.0
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"  # faster-whisper's defaults: marks joined to the next or the previous word
@@ -92,6 +94,10 @@ class DecodeOptions:
     # (a whisper decoder step is too small to spread over cores: two 1-thread decoders do twice the work of one
     # 2-thread decoder, see eval/RESULTS.md), on GPU one.
     num_workers: int = 0
+    # Text the decoder is conditioned on, as in whisper/faster-whisper: a previous-text prompt (style, spelling)
+    # and hotwords (programme and character names). transformers has one prompt: hotwords come first in it.
+    initial_prompt: str | None = None
+    hotwords: str | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict) -> "DecodeOptions":
@@ -165,7 +171,10 @@ class CT2Whisper:
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ct2") if self.workers > 1 else None
         self.tokenizer = Tokenizer(self.whisper.hf_tokenizer, self.whisper.model.is_multilingual,
                                    task=self.options.task, language=self.options.language)
-        self.prompt = self.whisper.get_prompt(self.tokenizer, [], without_timestamps=True)
+        previous = self.tokenizer.encode(" " + self.options.initial_prompt.strip()) if self.options.initial_prompt \
+            else []
+        self.prompt = self.whisper.get_prompt(self.tokenizer, previous, without_timestamps=True,
+                                              hotwords=self.options.hotwords or None)
         self.suppress_tokens = get_suppressed_tokens(self.tokenizer, [-1])
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
@@ -242,8 +251,10 @@ class CT2Whisper:
         self.whisper.add_word_timestamps(
             [segment], self.tokenizer, ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded)),
             [int(np.ceil(duration) * self.whisper.frames_per_second)], PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
-        return [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w["probability"]))
-                for w in segment[0].get("words", []) if w["word"].strip() and "\ufffd" not in w["word"]]
+        # faster-whisper starts a word at every punctuation token (`0`, `.1`, `%`): join on the model's own marker
+        pieces = join_pieces(Piece(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                             for w in segment[0].get("words", []))
+        return [Word(p.text, p.start, p.end, p.probability) for p in pieces if "\ufffd" not in p.text]
 
 
 class TransformersWhisper:
@@ -268,6 +279,8 @@ class TransformersWhisper:
         self.no_speech_id = vocab.get("<|nospeech|>", vocab.get("<|nocaptions|>"))
         self.sot_id = vocab["<|startoftranscript|>"]
         self.has_alignment_heads = getattr(self.model.generation_config, "alignment_heads", None) is not None
+        prompt = " ".join(t.strip() for t in (self.options.hotwords, self.options.initial_prompt) if t and t.strip())
+        self.prompt_ids = torch.tensor(self.processor.get_prompt_ids(prompt), device=self.device) if prompt else None
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
@@ -315,6 +328,7 @@ class TransformersWhisper:
                 do_sample=False, max_new_tokens=o.new_tokens_for(max(c.size for c in clips) / SAMPLE_RATE),
                 no_repeat_ngram_size=o.no_repeat_ngram_size, repetition_penalty=o.repetition_penalty,
                 return_dict_in_generate=True, output_scores=True, return_token_timestamps=want_times,
+                **({"prompt_ids": self.prompt_ids} if self.prompt_ids is not None else {}),
             )
         sequences = out["sequences"].cpu()
         # Whisper's generate already gathers a beam search's step scores along the chosen beams, one row per

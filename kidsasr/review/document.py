@@ -25,14 +25,15 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..fileio import write_json_atomic, write_text_atomic
-from ..subtitles.cues import (WEAK_CONFIDENCE, Cue, CueWord, Style, check_cues, cues_json_path, text_width, vtt_text,
-                              write_srt)
+from ..subtitles.cues import WEAK_CONFIDENCE, Cue, CueWord, Style, check_cues, cues_json_path, text_width
+from ..subtitles.frames import frame_rate, frames_at_least, frames_at_most
+from ..subtitles.writers import vtt_text, write_subtitles
 
 SUBTITLE_SUFFIXES = (".vtt", ".srt")
 # what the page reports in the edit log; `save` rows are the server's own
@@ -89,6 +90,14 @@ class EditableCue:
         return Cue(self.start, self.end, list(self.lines), confidence, list(words))
 
 
+def frame_numbers(style: Style) -> dict:
+    """The style's frame grid as the rules use it (kidsasr.subtitles.frames): the exact rate, and the minimum
+    duration and gap rounded up, the maximum duration down, to whole frames."""
+    rate = frame_rate(style.fps)
+    return {"rate": [rate.numerator, rate.denominator], "min_duration": frames_at_least(style.min_duration, rate),
+            "max_duration": frames_at_most(style.max_duration, rate), "min_gap": frames_at_least(style.min_gap, rate)}
+
+
 @functools.cache
 def width_table() -> dict[str, list[list[int]]]:
     """`kidsasr.cues.text_width` of every code point, as ranges of the ones that are not 0.5: the page measures
@@ -137,12 +146,14 @@ def _seconds(stamp: str) -> float:
 
 
 def _words(rows: Any) -> list[CueWord]:
+    """Timed words from JSON rows; a row without text, times and probability is left out."""
+    known = {f.name for f in fields(CueWord)} - {"text", "start", "end", "probability"}
     words = []
     for w in rows if isinstance(rows, list) else []:
         try:
             words.append(CueWord(str(w["text"]), float(w["start"]), float(w["end"]), float(w["probability"]),
-                                 w.get("speaker")))
-        except (KeyError, TypeError, ValueError):
+                                 **{k: v for k, v in w.items() if k in known}))
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return words
 
@@ -265,9 +276,8 @@ def save(cues: list[EditableCue], files: ReviewFiles, style: Style, edits: list[
     """Check the cues with the style's rules and write the review's files (atomically, the VTT last)."""
     violations = check(cues, style)
     reviewed = [n for n, c in enumerate(cues, 1) if c.reviewed]
-    header = " ".join(f"kidsasr review of {files.machine.name}, style {style.name}".replace("-->", "->").split())
     plain = [Cue(c.start, c.end, c.lines, 1.0 if c.confidence is None else c.confidence) for c in cues]
-    vtt = vtt_text(plain, notes=False, header=header)
+    vtt = vtt_text(plain, notes=False)
     vtt = vtt if vtt.endswith("\n") else vtt + "\n"
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     state = {"episode": episode, "machine": str(files.machine), "saved_at": now, "style": asdict(style),
@@ -282,7 +292,7 @@ def save(cues: list[EditableCue], files: ReviewFiles, style: Style, edits: list[
             previous_log = files.log.read_text(encoding="utf-8")
         log_text = previous_log + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [*edits, save_row])
         write_json_atomic(files.state, state)
-        write_srt(plain, files.srt)
+        write_subtitles(plain, files.srt, "srt")
         write_text_atomic(files.log, log_text)
         write_text_atomic(files.vtt, vtt)
     except OSError as e:

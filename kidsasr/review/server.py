@@ -64,7 +64,8 @@ class ReviewSession:
             "kind": "video" if self.media.suffix.lower() in VIDEO_SUFFIXES else "audio",
             "subtitle": str(self.files.machine), "loaded_from": doc.loaded_from,
             "saves_to": {k: str(getattr(self.files, k)) for k in ("vtt", "srt", "state", "log")},
-            "style": asdict(self.style), "widths": document.width_table(), "weak_threshold": self.weak_threshold,
+            "style": asdict(self.style), "frames": document.frame_numbers(self.style),
+            "widths": document.width_table(), "weak_threshold": self.weak_threshold,
             "cues": [c.to_json() for c in doc.cues], "violations": document.check(doc.cues, self.style),
         }
 

@@ -29,11 +29,14 @@ import math
 import os
 import unicodedata
 from bisect import bisect_left
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from ..fileio import atomic_path, write_json_atomic
+from ..fileio import write_json_atomic
+from .frames import frame_of, frame_rate, frames_at_least, frames_at_most, on_frames, snap_cues
+from .punctuation import clean_word, finish_line
+from .syntax import boundary_kinds
 
 STYLES_DIR = Path(__file__).resolve().parents[2] / "subtitle" / "styles"
 SENTENCE_END = ".?!…。？！"
@@ -43,15 +46,23 @@ TRAILING_PUNCTUATION = SENTENCE_END + CLAUSE_END + CLOSING
 SPEAKER_DASH = "- "
 WEAK_CONFIDENCE = 0.5
 
-# costs of the cue segmentation (units: "one more cue")
+# costs of the cue segmentation (units: "one more cue"), by the kind of break (kidsasr.subtitles.syntax)
 _CUE_COST = 1.0
-_BREAK_COST = {"sentence": 0.0, "clause": 0.4, "pause": 0.6, "word": 1.5}
+_BREAK_COST = {"sentence": 0.0, "clause": 0.4, "phrase": 0.8, "pause": 0.6, "word": 1.5, "bound": 5.0}
+_BOUND_IN_PAUSE = 2.5  # a bound break where the speaker pauses reads less badly
+_PAUSE = 0.3  # a silence this long makes a break between words a pause break
 _UNREADABLE_COST = 6.0
-_LINE_BREAK_MISS = 3.0
 _ORPHAN_COST = 1.0
+_FRAGMENT_COST = 6.0  # a one-word cue inside a phrase ("아,", "무슨")
+_STUB_COST = 8.0  # a cue that ends a sentence and starts the next with <= STUB_CHARS characters
+STUB_CHARS = 3
 _PAUSE_INSIDE_COST = 1.5  # per second of silence inside a cue beyond _SHORT_PAUSE
 _SHORT_PAUSE = 0.2
 _SENTENCE_INSIDE_COST = 0.4
+_FRAME_ROUNDING_MS = 1  # frame times are not whole milliseconds: linger and lead are checked to within 1 ms
+# costs of a line break (units: widths of imbalance between the lines, weighted by _BALANCE)
+_LINE_COST = {"sentence": 0.0, "clause": 0.5, "phrase": 1.5, "pause": 1.5, "word": 4.0, "bound": 15.0}
+_BALANCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -66,11 +77,12 @@ class Style:
     max_pause_in_cue: float = 1.0
     max_linger: float = 0.5
     max_lead: float = 0.125
+    fps: float = 29.97  # cue times are snapped to this frame grid; minimums and gaps are whole frames
 
     def __post_init__(self) -> None:
         if self.max_lines < 1:
             raise ValueError(f"style {self.name}: max_lines must be at least 1")
-        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue"):
+        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue", "fps"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"style {self.name}: {key} must be positive")
         if self.min_duration > self.max_duration:
@@ -146,6 +158,7 @@ class CueWord:
     end: float
     probability: float
     speaker: str | None = None
+    break_after: str = "word"  # how good a break after this unit is (kidsasr.subtitles.syntax kinds)
 
 
 @dataclass
@@ -186,22 +199,29 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
     units = _spacing_units(words)
     if speech_regions:
         units = _clip_to_regions(units, _sorted_regions(speech_regions))
+    timing = on_frames(style)  # minimums rounded up to whole frames, so that they hold after snapping
     groups: list[list[CueWord]] = []
     for first, last in _phrases(units, style):
         next_start = units[last].start if last < len(units) else math.inf
         previous_end = units[first - 1].end if first > 0 else -math.inf
-        groups.extend(_split_phrase(units[first:last], style, next_start, previous_end))
-    return _timed_cues(_with_speaker_pairs(groups, style), style)
+        groups.extend(_split_phrase(_with_break_kinds(units[first:last]), timing, next_start, previous_end))
+    cues = _timed_cues(_with_speaker_pairs(groups, timing), timing)
+    return snap_cues(cues, style, lambda lines: _needed_seconds(lines, style))
 
 
-def _clean_text(text: str) -> str:
-    return " ".join(str(text).replace("...", "…").split())
+def _needed_seconds(lines: Sequence[str], style: Style) -> float:
+    return max(style.min_duration, reading_length("".join(lines)) / style.max_cps)
+
+
+def _with_break_kinds(phrase: list[CueWord]) -> list[CueWord]:
+    kinds = boundary_kinds([u.text for u in phrase])
+    return [replace(u, break_after=kind) for u, kind in zip(phrase, [*kinds, "pause"])]
 
 
 def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
     timed = []
     for w in words:
-        text = _clean_text(w.text)
+        text = clean_word(w.text)
         start, end = _as_float(w.start), _as_float(w.end)
         if not text or start is None or end is None or start < 0:
             continue
@@ -268,21 +288,22 @@ def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _break_kind(text: str, gap_after: float) -> str:
-    """How good a break after `text` is: after a sentence, a clause, in a pause, or just between words."""
-    last = text.rstrip(CLOSING)[-1:]
-    if last and last in SENTENCE_END:
-        return "sentence"
-    if last and last in CLAUSE_END:
-        return "clause"
-    return "pause" if gap_after >= 0.3 else "word"
+def _break_cost(unit: CueWord, gap_after: float) -> float:
+    """What a cue break after `unit` costs: by its syntax (kidsasr.subtitles.syntax), cheaper where the speaker pauses."""
+    cost = _BREAK_COST[unit.break_after]
+    if gap_after >= _PAUSE:
+        cost = min(cost, _BOUND_IN_PAUSE if unit.break_after == "bound" else _BREAK_COST["pause"])
+    return cost
 
 
-def break_lines(texts: Sequence[str], style: Style) -> list[str] | None:
-    """The most balanced way to set spacing units on at most `max_lines` lines, one line when it fits.
+def break_lines(texts: Sequence[str], style: Style, kinds: Sequence[str] | None = None) -> list[str] | None:
+    """The best way to set spacing units on at most `max_lines` lines, one line when it fits.
 
-    Lines break only between units, preferably after a clause or sentence end. None when the units do not fit;
-    a single unit always gets its own line, even if too wide (check_cue reports it).
+    Lines break only between units: at a sentence end first, then a clause, a phrase, any word; never where a
+    break splits what reads as one (a modifier and its noun, a verb and its auxiliary: kind "bound") unless
+    nothing else fits; between equals, the most balanced. `kinds`: the kind of break after each unit but the
+    last (kidsasr.subtitles.syntax.boundary_kinds, computed when not given). None when the units do not fit; a single
+    unit always gets its own line, even if too wide (check_cue reports it).
     """
     widths = [text_width(t) for t in texts]
     limit = style.max_line_width + 1e-9
@@ -291,6 +312,7 @@ def break_lines(texts: Sequence[str], style: Style) -> list[str] | None:
         return [" ".join(texts)]
     if total > style.max_lines * limit + 0.5 * (style.max_lines - 1):
         return None
+    kinds = boundary_kinds(texts) if kinds is None else kinds
     best: tuple[float, list[str]] | None = None
     for n_lines in range(2, min(style.max_lines, len(texts)) + 1):
         for cuts in _cut_positions(len(texts), n_lines):
@@ -298,8 +320,8 @@ def break_lines(texts: Sequence[str], style: Style) -> list[str] | None:
             line_widths = [sum(widths[a:b]) + 0.5 * (b - a - 1) for a, b in zip(bounds, bounds[1:])]
             if max(line_widths) > limit:
                 continue
-            missed = sum(_break_kind(texts[c - 1], 0.0) == "word" for c in cuts)
-            score = max(line_widths) - min(line_widths) + _LINE_BREAK_MISS * missed + 100 * n_lines
+            score = _BALANCE * (max(line_widths) - min(line_widths)) + sum(_LINE_COST[kinds[c - 1]] for c in cuts) \
+                + 100 * n_lines
             if best is None or score < best[0]:
                 best = (score, [" ".join(texts[a:b]) for a, b in zip(bounds, bounds[1:])])
         if best is not None:
@@ -345,7 +367,8 @@ def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: f
               ) -> float | None:
     units = phrase[i:j]
     speech = units[-1].end - units[0].start
-    if speech > style.max_duration or break_lines([u.text for u in units], style) is None:
+    if speech > style.max_duration or \
+            break_lines([u.text for u in units], style, [u.break_after for u in units[:-1]]) is None:
         return None
     after = (phrase[j].start if j < len(phrase) else next_start) - units[-1].end
     before = units[0].start - (phrase[i - 1].end if i > 0 else previous_end)
@@ -357,13 +380,19 @@ def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: f
     if on_screen + 1e-9 < needed:
         cost += _UNREADABLE_COST * (1.0 + (needed - on_screen) / needed)
     if j < len(phrase):
-        cost += _BREAK_COST[_break_kind(units[-1].text, after)]
+        cost += _break_cost(units[-1], after)
     if j - i < len(phrase) and text_width(" ".join(u.text for u in units)) < style.max_line_width / 3:
         cost += _ORPHAN_COST  # "거예요." alone after a full cue reads badly
+    if j - i == 1 and len(phrase) > 1:
+        cost += _FRAGMENT_COST  # one word cut off from the words it was said with
+    ends = [k for k in range(len(units) - 1) if units[k].break_after == "sentence"]
+    if ends and j < len(phrase) and units[-1].break_after != "sentence" \
+            and reading_length("".join(u.text for u in units[ends[-1] + 1:])) <= STUB_CHARS:
+        cost += _STUB_COST  # "…같아요 아," / "…이제. 헬스는": the next sentence started with a stub
     for a, b in zip(units, units[1:]):
         # a silence kept on screen, and a new sentence started inside the cue ("…줄래요? 오늘 / 다온 어린이는…")
         cost += _PAUSE_INSIDE_COST * max(0.0, b.start - a.end - _SHORT_PAUSE)
-        cost += _SENTENCE_INSIDE_COST * (_break_kind(a.text, 0.0) == "sentence")
+        cost += _SENTENCE_INSIDE_COST * (a.break_after == "sentence")
     return cost
 
 
@@ -428,7 +457,7 @@ def _best_dash_part(part: list[CueWord], style: Style, other_end: float, after_p
         if not rest_readable:
             continue
         before, after = (part[m - 1], part[m]) if from_start else (part[-m - 1], part[-m])
-        cost = _BREAK_COST[_break_kind(before.text, after.start - before.end)]
+        cost = _break_cost(before, after.start - before.end)
         if cost < best_cost:
             best, best_cost = m, cost
     return best
@@ -438,8 +467,10 @@ def _lines_for(units: list[CueWord], style: Style) -> list[str]:
     speakers = [u.speaker for u in units]
     if len(set(speakers)) == 2 and None not in speakers and style.max_lines >= 2:
         cut = next(k for k in range(1, len(units)) if speakers[k] != speakers[k - 1])
-        return [SPEAKER_DASH + " ".join(u.text for u in part) for part in (units[:cut], units[cut:])]
-    return break_lines([u.text for u in units], style) or [" ".join(u.text for u in units)]
+        return [finish_line(SPEAKER_DASH + " ".join(u.text for u in part)) for part in (units[:cut], units[cut:])]
+    lines = break_lines([u.text for u in units], style, [u.break_after for u in units[:-1]]) \
+        or [" ".join(u.text for u in units)]
+    return [finish_line(line, first_in_cue=k == 0) for k, line in enumerate(lines)]
 
 
 def _ms(seconds: float) -> int:
@@ -473,8 +504,10 @@ def _timed_cues(groups: list[list[CueWord]], style: Style) -> list[Cue]:
 
 def check_cue(cue: Cue, style: Style, previous: Cue | None = None,
               speech_regions: Sequence[tuple[float, float]] | None = None) -> list[str]:
-    """Every style rule this cue breaks, in words; [] when it keeps them all. Times are compared in whole
-    milliseconds, as they are written. With `speech_regions` (VAD), time on screen without speech is checked."""
+    """Every style rule this cue breaks, in words; [] when it keeps them all. Durations and gaps are compared in
+    whole frames of the style's frame rate (each time at its nearest frame; minimums rounded up to whole frames,
+    the maximum down), times against the words' speech within a millisecond. With `speech_regions` (VAD), time on
+    screen without speech is checked."""
     return _check(cue, style, previous, None if speech_regions is None else _sorted_regions(speech_regions))
 
 
@@ -487,28 +520,31 @@ def check_cues(cues: Sequence[Cue], style: Style, speech_regions: Sequence[tuple
 
 def _check(cue: Cue, style: Style, previous: Cue | None, regions: list[tuple[float, float]] | None) -> list[str]:
     problems = []
-    start, end = _ms(cue.start), _ms(cue.end)
+    rate = frame_rate(style.fps)
+    start, end = frame_of(cue.start, rate), frame_of(cue.end, rate)
     if len(cue.lines) > style.max_lines:
         problems.append(f"{len(cue.lines)} lines > {style.max_lines}")
     for number, line in enumerate(cue.lines, 1):
         width = text_width(line)
         if width > style.max_line_width + 1e-9:
             problems.append(f"line {number} width {width:g} > {style.max_line_width:g}")
-    duration = end - start
-    if duration < _ms(style.min_duration):
-        problems.append(f"duration {duration / 1000:.3f} s < {style.min_duration:g} s")
-    if duration > _ms(style.max_duration):
-        problems.append(f"duration {duration / 1000:.3f} s > {style.max_duration:g} s")
+    frames = end - start
+    seconds = float(frames / rate)
+    if frames < frames_at_least(style.min_duration, rate):
+        problems.append(f"duration {seconds:.3f} s < {style.min_duration:g} s")
+    if frames > frames_at_most(style.max_duration, rate):
+        problems.append(f"duration {seconds:.3f} s > {style.max_duration:g} s")
     chars = reading_length("".join(cue.lines))
-    if duration <= 0:
+    if frames <= 0:
         problems.append("ends before it starts")
-    elif chars / (duration / 1000) > style.max_cps + 1e-9:
-        problems.append(f"reading speed {chars / (duration / 1000):.1f} chars/s > {style.max_cps:g}")
+    elif chars / seconds > style.max_cps + 1e-9:
+        problems.append(f"reading speed {chars / seconds:.1f} chars/s > {style.max_cps:g}")
     if previous is not None:
-        if start <= _ms(previous.start):
+        previous_start, previous_end = frame_of(previous.start, rate), frame_of(previous.end, rate)
+        if start <= previous_start:
             problems.append("starts at or before the previous cue's start")
-        elif start - _ms(previous.end) < _ms(style.min_gap):
-            problems.append(f"gap to the previous cue {(start - _ms(previous.end)) / 1000:.3f} s "
+        elif start - previous_end < frames_at_least(style.min_gap, rate):
+            problems.append(f"gap to the previous cue {float((start - previous_end) / rate):.3f} s "
                             f"< {style.min_gap:g} s")
     if not cue.words:
         problems.append("no timed words")
@@ -527,11 +563,11 @@ def _word_timing_problems(cue: Cue, style: Style) -> list[str]:
     if _ms(longest) > _ms(style.max_pause_in_cue):
         problems.append(f"spans a pause of {longest:.3f} s > {style.max_pause_in_cue:g} s")
     speech_start, speech_end = _ms(cue.speech_start), _ms(cue.speech_end)
-    if end - speech_end > _ms(style.max_linger):
+    if end - speech_end > _ms(style.max_linger) + _FRAME_ROUNDING_MS:
         problems.append(f"stays {(end - speech_end) / 1000:.3f} s after its last word > {style.max_linger:g} s")
     if speech_end - end > _ms(style.max_lead):
         problems.append(f"leaves the screen {(speech_end - end) / 1000:.3f} s before its last word ends")
-    if speech_start - start > _ms(style.max_lead):
+    if speech_start - start > _ms(style.max_lead) + _FRAME_ROUNDING_MS:
         problems.append(f"appears {(speech_start - start) / 1000:.3f} s before its first word > {style.max_lead:g} s")
     if start - speech_start > _ms(style.max_lead):
         problems.append(f"appears {(start - speech_start) / 1000:.3f} s after its first word starts")
@@ -559,63 +595,7 @@ def _speech_problems(cue: Cue, regions: list[tuple[float, float]], style: Style)
     return problems
 
 
-# ----------------------------------------------------------------------------------------------------- output
-
-
-def escape_vtt(text: str) -> str:
-    """WebVTT cue text escaping: `&`, `<` and `>` (so `-->` cannot end up in a cue)."""
-    return html.escape(text, quote=False)
-
-
-def escape_srt(text: str) -> str:
-    """SRT has no escapes, and players read `<...>` as tags: angle brackets become ‹ › (so no `-->` either)."""
-    return text.replace("<", "‹").replace(">", "›")
-
-
-def _captions(cues: Sequence[Cue], escape, notes: bool) -> list:
-    import webvtt
-
-    captions = []
-    for cue in cues:
-        caption = webvtt.Caption(_timestamp(cue.start), _timestamp(cue.end), [escape(line) for line in cue.lines])
-        if notes:
-            caption.comments = [f"confidence {cue.confidence:.3f} lowest word {cue.min_probability:.3f}"
-                                + (" WEAK" if cue.confidence < WEAK_CONFIDENCE else "")]
-        captions.append(caption)
-    return captions
-
-
-def _timestamp(seconds: float) -> str:
-    import webvtt
-
-    return str(webvtt.models.Timestamp.from_seconds(round(seconds, 3)))
-
-
-def vtt_text(cues: Sequence[Cue], notes: bool = True, header: str | None = None) -> str:
-    """The WebVTT file content (webvtt-py writes it; a NOTE with the confidence before each cue)."""
-    import webvtt
-
-    document = webvtt.WebVTT(captions=_captions(cues, escape_vtt, notes), header_comments=[header] if header else None)
-    buffer = io.StringIO()
-    document.write(buffer)
-    return buffer.getvalue()
-
-
-def write_vtt(cues: Sequence[Cue], path: str | os.PathLike, notes: bool = True, header: str | None = None) -> None:
-    """Write WebVTT atomically: a reader never sees a half-written file. An empty list gives a valid empty file."""
-    text = vtt_text(cues, notes, header)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-
-
-def write_srt(cues: Sequence[Cue], path: str | os.PathLike) -> None:
-    """Write SubRip atomically (webvtt-py's SRT writer)."""
-    import webvtt
-
-    buffer = io.StringIO()
-    webvtt.WebVTT(captions=_captions(cues, escape_srt, notes=False)).write(buffer, format="srt")
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue() + "\n" if cues else "", encoding="utf-8")
+# ------------------------------------------------------------------------------------------------ review file
 
 
 def cues_json_path(subtitle_path: str | os.PathLike) -> Path:

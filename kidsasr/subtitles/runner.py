@@ -1,9 +1,11 @@
-"""`kidsasr subtitle`: episodes (one file, or a folder of them) to Korean WebVTT and SRT, with a review file.
+"""`kidsasr subtitle`: episodes (one file, or a folder of them) to Korean subtitles, with a review file.
 
 Per episode: `transcribe_long` (VAD, batched decoding with word times, hallucination guards) -> `build_cues`
-(style profile) -> `OUT.cues.json` (confidence, words and rule violations per cue, what the guards dropped),
-`OUT.srt` with --srt, and `OUT.vtt` last. Every file is written atomically and the VTT comes last, so an
-existing VTT means a finished episode: a folder run skips it (resume) unless --overwrite.
+(style profile, times on its frame grid) -> `OUT.cues.json` (source, model, confidence, words and rule violations
+per cue, what the guards dropped), the extra formats asked for (`--format`), and `OUT.EXT` last, in the format
+its extension names (.vtt, .srt, .smi, .ttml, .txt). The deliverable is clean: no NOTE blocks, no header
+(`--notes` puts per-cue confidences into a VTT for reviewers). Every file is written atomically and the main file
+comes last, so an existing one means a finished episode: a folder run skips it (resume) unless --overwrite.
 
 A bad input (corrupt, truncated, empty, video without audio, ...) fails with the file and the reason and the
 folder run goes on; silence or music gives a valid, empty VTT. The folder run writes `subtitle-summary.json` in
@@ -23,14 +25,17 @@ import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
 from ..audio import AudioError, audio_info
 from ..fileio import write_json_atomic
-from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json, write_srt, write_vtt
+from ..asr.vad import VadOptions
+from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json
+from .frames import SUPPORTED_FPS
+from .writers import FORMATS, SUFFIXES, format_of, write_subtitles
 
 DEFAULT_MODEL = "openai/whisper-base"
 SUMMARY_NAME = "subtitle-summary.json"
@@ -39,7 +44,19 @@ MEDIA_SUFFIXES = frozenset({
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".amr", ".aif", ".aiff",
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".3gp",
 })
-OUTPUT_SUFFIXES = (".vtt", ".srt", ".cues.json", SUMMARY_NAME)
+# our own outputs are not inputs (a .txt transcript is listed as ignored, like any other text file)
+OUTPUT_SUFFIXES = (*(s for s in SUFFIXES.values() if s != ".txt"), ".cues.json", SUMMARY_NAME)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What is written and how: extra formats beside the main file (whose format comes from its name), per-cue
+    confidences as NOTE blocks in VTT files, the SAMI encoding, and the speech detector's settings."""
+
+    formats: tuple[str, ...] = ()
+    notes: bool = False
+    smi_encoding: str = "utf-8"
+    vad: VadOptions = field(default_factory=VadOptions)
 
 
 @dataclass
@@ -56,8 +73,8 @@ class Result:
 
 
 def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, style: Style | str = "kids",
-                  srt: bool = False, progress: bool = False) -> Result:
-    """Subtitle one episode into `out` (.vtt; `.cues.json` and, with srt, `.srt` beside it).
+                  outputs: Outputs = Outputs(), progress: bool = False) -> Result:
+    """Subtitle one episode into `out` (its format from its extension; `.cues.json` and `outputs.formats` beside).
 
     Never raises for a bad input: the Result says "failed" with the reason, and no output file is left behind.
     """
@@ -76,7 +93,11 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         if path.is_file() and path.stat().st_size == 0:
             return failed("empty file (0 bytes)")
         audio_info(path)  # a cheap probe: "no audio stream" for a video without sound, before any decoding
-        transcript = transcribe_long(path, recognizer, word_timestamps=True, progress=progress)
+        main_format = format_of(out)
+        if main_format is None:
+            return failed(f"{out.name}: no subtitle format for {out.suffix!r} (choose from {', '.join(FORMATS)})")
+        transcript = transcribe_long(path, recognizer, word_timestamps=True, vad_options=outputs.vad,
+                                     progress=progress)
         cues = build_cues(transcript.words, style, transcript.speech_regions)
         problems = write_cues_json(
             cues, cues_json_path(out), style, transcript.speech_regions, source=str(path),
@@ -84,9 +105,11 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
             duration=round(transcript.duration, 3),
             dropped=[{"start": round(d.start, 3), "end": round(d.end, 3), "text": d.text, "reason": d.reason}
                      for d in transcript.dropped])
-        if srt:
-            write_srt(cues, out.with_suffix(".srt"))
-        write_vtt(cues, out, header=_header(path, recognizer, style))
+        for fmt in outputs.formats:
+            if fmt != main_format:
+                write_subtitles(cues, out.with_suffix(SUFFIXES[fmt]), fmt, outputs.notes, style.fps,
+                                outputs.smi_encoding)
+        write_subtitles(cues, out, main_format, outputs.notes, style.fps, outputs.smi_encoding)
     except AudioError as e:
         return failed(e.reason)
     except Exception as e:  # a folder run must go on: the reason is reported, nothing half-written remains
@@ -96,14 +119,9 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
                   wall_seconds=round(time.perf_counter() - began, 3))
 
 
-def _header(path: Path, recognizer, style: Style) -> str:
-    text = (f"kidsasr {__version__}, model {getattr(recognizer, 'name', '?')}, style {style.name}, "
-            f"source {path.name}")
-    return " ".join(text.replace("-->", "->").split())
-
-
-def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[list[tuple[Path, Path]], list[Path]]:
-    """(episode, its VTT path) for every media file under `folder`, and the other files (ignored).
+def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike, suffix: str = ".vtt"
+                  ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(episode, its output path with `suffix`) for every media file under `folder`, and the other files (ignored).
 
     Sub-folders are mirrored under `out_dir`; two episodes with the same stem (ep.wav, ep.mp4) keep their
     suffix in the output name (ep.wav.vtt, ep.mp4.vtt). Hidden files and our own outputs are not inputs.
@@ -125,7 +143,7 @@ def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     pairs = []
     for relative in media:
         shared = stems[relative.with_suffix("")] > 1
-        target = out_dir / (relative.parent / (relative.name + ".vtt") if shared else relative.with_suffix(".vtt"))
+        target = out_dir / (relative.parent / (relative.name + suffix) if shared else relative.with_suffix(suffix))
         pairs.append((folder / relative, target))
     return pairs, ignored
 
@@ -139,17 +157,19 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model: str = DEFAULT_MODEL,
-                    backend: str = "auto", style: Style | str = "kids", srt: bool = False, workers: int = 1,
-                    overwrite: bool = False, device: str = "cpu", compute_type: str = "int8",
-                    recognizer=None, progress: bool = True) -> tuple[list[Result], list[Path]]:
-    """Subtitle every episode under `folder` into `out_dir`; (one Result per episode, ignored files).
+                    backend: str = "auto", style: Style | str = "kids", outputs: Outputs = Outputs(),
+                    workers: int = 1, overwrite: bool = False, device: str = "cpu", compute_type: str = "int8",
+                    recognizer=None, progress: bool = True, main_format: str = "vtt", **decode_options
+                    ) -> tuple[list[Result], list[Path]]:
+    """Subtitle every episode under `folder` into `out_dir` as `main_format` files (plus `outputs.formats`);
+    (one Result per episode, ignored files). `decode_options`: kidsasr.asr.models.DecodeOptions fields.
 
     The model is loaded only when something is left to do; with workers > 1 each worker process loads its own.
     """
     from tqdm import tqdm
 
     style = style if isinstance(style, Style) else load_style(style)
-    pairs, ignored = find_episodes(folder, out_dir)
+    pairs, ignored = find_episodes(folder, out_dir, SUFFIXES[main_format])
     results: dict[Path, Result] = {}
     todo = []
     for source, target in pairs:
@@ -159,7 +179,8 @@ def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model
             todo.append((source, target))
     bar = tqdm(total=len(todo), desc="subtitling", unit="episode", disable=not progress or not todo)
     try:
-        for result in _run_all(todo, model, backend, style, srt, workers, device, compute_type, recognizer):
+        for result in _run_all(todo, model, backend, style, outputs, workers, device, compute_type, recognizer,
+                               decode_options):
             results[Path(result.source)] = result
             bar.update(1)
             if result.status == "failed":
@@ -172,26 +193,27 @@ def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model
     return [results[source] for source, _ in pairs], ignored
 
 
-def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Style, srt: bool, workers: int,
-             device: str, compute_type: str, recognizer) -> Iterable[Result]:
+def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Style, outputs: Outputs,
+             workers: int, device: str, compute_type: str, recognizer, decode_options: dict) -> Iterable[Result]:
     if not todo:
         return
     if workers <= 1 or len(todo) == 1:
         try:
-            recognizer = recognizer or _load(model, backend, device, compute_type)
+            recognizer = recognizer or _load(model, backend, device, compute_type, **decode_options)
         except Exception as e:
             reason = f"model {model!r} could not be loaded: {type(e).__name__}: {e}"
             yield from (Result(str(s), str(t), "failed", reason) for s, t in todo)
             return
         for source, target in todo:
-            yield subtitle_file(source, target, recognizer, style, srt)
+            yield subtitle_file(source, target, recognizer, style, outputs)
         return
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    options = {**decode_options, "num_threads": decode_options.get("num_threads") or
+               max(1, (os.cpu_count() or 1) // workers)}
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(model, backend, device, compute_type, threads)) as pool:
-        futures = {pool.submit(_work, source, target, style, srt): (source, target) for source, target in todo}
+                             initargs=(model, backend, device, compute_type, options)) as pool:
+        futures = {pool.submit(_work, source, target, style, outputs): (source, target) for source, target in todo}
         for future in as_completed(futures):
             source, target = futures[future]
             try:
@@ -211,16 +233,16 @@ def _load(model: str, backend: str, device: str, compute_type: str, **decode_opt
 _worker_recognizer = None
 
 
-def _init_worker(model: str, backend: str, device: str, compute_type: str, threads: int) -> None:
+def _init_worker(model: str, backend: str, device: str, compute_type: str, decode_options: dict) -> None:
     global _worker_recognizer
     import torch
 
-    torch.set_num_threads(threads)
-    _worker_recognizer = _load(model, backend, device, compute_type, num_threads=threads)
+    torch.set_num_threads(decode_options["num_threads"])
+    _worker_recognizer = _load(model, backend, device, compute_type, **decode_options)
 
 
-def _work(source: Path, target: Path, style: Style, srt: bool) -> Result:
-    return subtitle_file(source, target, _worker_recognizer, style, srt)
+def _work(source: Path, target: Path, style: Style, outputs: Outputs) -> Result:
+    return subtitle_file(source, target, _worker_recognizer, style, outputs)
 
 
 def _write_summary(out_dir: str | os.PathLike, results: list[Result], ignored: list[Path], style: Style,
@@ -247,23 +269,83 @@ def print_summary(results: list[Result], ignored: list[Path], out=None) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = " (default: %(default)s)"
     parser.add_argument("input", metavar="EPISODE_OR_FOLDER",
                         help="a media file (WAV, MP3, MP4/M4A, anything ffmpeg reads) or a folder of them")
-    parser.add_argument("-o", "--out", metavar="OUT.vtt|OUTDIR",
-                        help="output .vtt for one file, output folder for a folder (default: beside the input)")
-    parser.add_argument("--srt", action="store_true", help="write SubRip (.srt) beside each .vtt as well")
+    parser.add_argument("-o", "--out", metavar="OUT.EXT|OUTDIR", default=None,
+                        help="one file: the output, in the format its extension names (.vtt, .srt, .smi, .ttml, "
+                             ".txt); a folder: the output folder, VTT files (default: EPISODE.vtt beside it)")
+    parser.add_argument("--format", default="", metavar="FMT[,FMT...]",
+                        help=f"more formats written beside the output, from {','.join(FORMATS)} (default: none)")
+    parser.add_argument("--srt", action="store_true", help="the same as `--format srt` (default: off)")
+    parser.add_argument("--notes", action="store_true",
+                        help="a NOTE with each cue's confidence in VTT files, for reviewers; the deliverable has "
+                             "none, confidences are always in OUT.cues.json (default: off)")
+    parser.add_argument("--smi-encoding", default="utf-8", choices=["utf-8", "cp949"], help="SAMI encoding" + d)
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"Whisper or wav2vec2 CTC model: Hub id, local folder or CTranslate2 folder "
-                             f"(default {DEFAULT_MODEL})")
+                        help="Whisper or wav2vec2 CTC model: Hub id, local folder or CTranslate2 folder" + d)
     parser.add_argument("--backend", default="auto", choices=["auto", "ct2", "transformers", "ctc"],
-                        help="ct2: CTranslate2 int8 (fast on CPU); transformers; ctc: wav2vec2 (default: by model)")
+                        help="ct2: CTranslate2 int8 (fast on CPU); transformers; ctc: wav2vec2; auto: by model" + d)
     parser.add_argument("--style", default="kids",
-                        help="cue rules: kids (default, 9 chars/s), adult (12 chars/s) or a style YAML file")
+                        help="cue rules: kids (9 chars/s), adult (12 chars/s) or a style YAML file" + d)
     parser.add_argument("--workers", type=int, default=1,
-                        help="episodes subtitled in parallel in a folder run, each worker with its own model")
-    parser.add_argument("--overwrite", action="store_true", help="redo episodes whose .vtt already exists")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type (default int8)")
+                        help="episodes subtitled in parallel in a folder run, each worker with its own model" + d)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo episodes whose output already exists (default: skip them)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda" + d)
+    parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type" + d)
+    decoding = parser.add_argument_group("decoding (Whisper backends)")
+    decoding.add_argument("--beam-size", type=int, default=1,
+                          help="beam width of the first decode; clips that loop or fail the gates are decoded "
+                               "again with beam 5 in any case" + d)
+    decoding.add_argument("--initial-prompt", default=None, metavar="TEXT",
+                          help="text the decoder is conditioned on, as if said before (spelling, style) "
+                               "(default: none)")
+    decoding.add_argument("--hotwords", default=None, metavar="WORDS",
+                          help="words to favour, e.g. programme and character names (default: none)")
+    decoding.add_argument("--batch-size", type=int, default=8, help="clips decoded at once per decoder" + d)
+    decoding.add_argument("--threads", type=int, default=0, help="CPU threads for decoding, 0: every core" + d)
+    vad = parser.add_argument_group("speech detection (silero-vad)")
+    defaults = VadOptions()
+    vad.add_argument("--vad-threshold", type=float, default=defaults.threshold,
+                     help="speech probability above which a frame is speech" + d)
+    vad.add_argument("--vad-min-silence-ms", type=int, default=defaults.min_silence_duration_ms,
+                     help="silence that ends a speech region, in ms" + d)
+    vad.add_argument("--vad-speech-pad-ms", type=int, default=defaults.speech_pad_ms,
+                     help="padding added on each side of a speech region, in ms" + d)
+    cues = parser.add_argument_group("cue rules for this run (override the style profile's)")
+    cues.add_argument("--max-line-width", type=float, default=None,
+                      help="line width, Hangul 1 and Latin/digits/spaces/punctuation 0.5 (default: the style's, 16)")
+    cues.add_argument("--max-lines", type=int, default=None, help="lines per cue (default: the style's, 2)")
+    cues.add_argument("--max-cps", type=float, default=None,
+                      help="reading speed in characters per second (default: the style's, kids 9, adult 12)")
+    cues.add_argument("--fps", type=float, default=None, choices=SUPPORTED_FPS,
+                      help="frame rate cue times snap to (default: the style's, 29.97 for Korean TV)")
+
+
+def style_from_args(args: argparse.Namespace) -> Style:
+    """The style profile with this run's overrides (raises ValueError naming a bad value)."""
+    style = load_style(args.style)
+    overrides = {key: value for key, value in (("max_line_width", args.max_line_width), ("max_lines", args.max_lines),
+                                               ("max_cps", args.max_cps), ("fps", args.fps)) if value is not None}
+    return replace(style, **overrides) if overrides else style
+
+
+def outputs_from_args(args: argparse.Namespace) -> Outputs:
+    """Extra formats, notes, SAMI encoding and VAD settings (raises ValueError for an unknown format)."""
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()] + (["srt"] if args.srt else [])
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"--format: unknown {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
+    vad = VadOptions(threshold=args.vad_threshold, min_silence_duration_ms=args.vad_min_silence_ms,
+                     speech_pad_ms=args.vad_speech_pad_ms)
+    return Outputs(tuple(dict.fromkeys(formats)), args.notes, args.smi_encoding, vad)
+
+
+def decode_options_from_args(args: argparse.Namespace) -> dict:
+    """kidsasr.asr.models.DecodeOptions fields set on the command line."""
+    return {"beam_size": args.beam_size, "batch_size": args.batch_size, "num_threads": args.threads,
+            "initial_prompt": args.initial_prompt, "hotwords": args.hotwords}
 
 
 @contextlib.contextmanager
@@ -295,45 +377,47 @@ def _run(args: argparse.Namespace, source: Path) -> int:
         print(f"kidsasr subtitle: {source}: no such file or folder", file=sys.stderr)
         return 2
     try:
-        style = load_style(args.style)
+        style = style_from_args(args)
+        outputs = outputs_from_args(args)
     except ValueError as e:
         print(f"kidsasr subtitle: {e}", file=sys.stderr)
         return 2
     if args.workers < 1:
         print("kidsasr subtitle: --workers must be at least 1", file=sys.stderr)
         return 2
-    srt = args.srt or (args.out or "").lower().endswith(".srt")
+    decode_options = decode_options_from_args(args)
     if source.is_dir():
         out_dir = Path(args.out) if args.out else source
-        if out_dir.suffix.lower() in (".vtt", ".srt") and not out_dir.is_dir():
+        if format_of(out_dir) and not out_dir.is_dir():
             print(f"kidsasr subtitle: {source} is a folder: -o names an output folder, not {out_dir.name}",
                   file=sys.stderr)
             return 2
         print(f"subtitling the episodes in {source} into {out_dir} (model {args.model}, backend {args.backend}, "
               f"style {style.name}); summary: {out_dir / SUMMARY_NAME}", file=sys.stderr)
-        results, ignored = subtitle_folder(source, out_dir, args.model, args.backend, style, srt, args.workers,
-                                           args.overwrite, args.device, args.compute_type)
+        results, ignored = subtitle_folder(source, out_dir, args.model, args.backend, style, outputs, args.workers,
+                                           args.overwrite, args.device, args.compute_type, **decode_options)
     else:
         out = _single_output(Path(args.input.partition("!")[0]).parent / source.name if "!" in args.input else source,
                              args.out)
-        print(f"subtitling {source} into {out} (model {args.model}, backend {args.backend}, style {style.name})",
-              file=sys.stderr)
+        extra = [str(out.with_suffix(SUFFIXES[f])) for f in outputs.formats if f != format_of(out)]
+        print(f"subtitling {source} into {', '.join([str(out), *extra])} (model {args.model}, backend "
+              f"{args.backend}, style {style.name})", file=sys.stderr)
         try:
-            recognizer = _load(args.model, args.backend, args.device, args.compute_type)
+            recognizer = _load(args.model, args.backend, args.device, args.compute_type, **decode_options)
         except Exception as e:
             print(f"kidsasr subtitle: model {args.model!r} could not be loaded: {type(e).__name__}: {e}",
                   file=sys.stderr)
             return 1
-        results, ignored = [subtitle_file(source, out, recognizer, style, srt, progress=True)], []
+        results, ignored = [subtitle_file(source, out, recognizer, style, outputs, progress=True)], []
     print_summary(results, ignored)
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
 def _single_output(source: Path, out: str | None) -> Path:
-    """-o EP.vtt (or EP.srt: both are written); anything else is a folder to write EP.vtt into."""
+    """-o EP.EXT (a subtitle extension: that file, in that format); anything else is a folder to write EP.vtt into."""
     if out is None:
         return source.with_suffix(".vtt")
     path = Path(out)
-    if path.suffix.lower() in (".vtt", ".srt") and not path.is_dir():
-        return path.with_suffix(".vtt")
+    if format_of(path) and not path.is_dir():
+        return path
     return path / source.with_suffix(".vtt").name

@@ -1,0 +1,117 @@
+"""A long-form episode made of the real read-speech clips (../shared/real-speech/korean-read), for evaluation only.
+
+All clips of the manifest, in an order shuffled with a fixed seed, are laid end to end with uniform random gaps
+(0.4-2.0 s) of light background noise; a synthetic music bed (kidsasr.synth.broadcast_mix) runs at -22 dB under about
+the middle third of the episode. The reference cues are the clips' spans and texts, written as a WebVTT file that
+kidsasr's scoring reads (`kidsasr eval --subtitles OUT.vtt --reference reference.vtt`).
+
+The clips are CC BY-NC-ND: the episode is derived audio and is written under a work folder only, never committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, load_audio, write_wav
+from ..synth.broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
+from ..fileio import write_json_atomic
+
+READ_SPEECH = Path("korean-read") / "manifest.jsonl"
+GAP_RANGE = (0.4, 2.0)
+MUSIC_DB = -22.0
+NOISE_DB = -40.0
+MUSIC_SHARE = (1 / 3, 2 / 3)  # the music bed runs under this part of the episode
+
+
+class RealSpeechMissing(FileNotFoundError):
+    """The real read-speech set is not where it was looked for (it is not redistributed with kidsasr)."""
+
+
+@dataclass(frozen=True)
+class RealEpisode:
+    wav: Path
+    reference: Path  # WebVTT: one cue per clip, its span and its text
+    spans: list[tuple[float, float]]  # where each clip sits in the episode, in reference order
+    duration: float
+
+
+def default_real_speech(root: str | os.PathLike | None = None) -> Path:
+    """The real-speech folder: `root`, else $KIDSASR_REAL_SPEECH, else ../shared/real-speech beside the checkout."""
+    if root:
+        return Path(root)
+    if os.environ.get("KIDSASR_REAL_SPEECH"):
+        return Path(os.environ["KIDSASR_REAL_SPEECH"])
+    import kidsasr
+
+    return Path(kidsasr.__file__).resolve().parents[2] / "shared" / "real-speech"
+
+
+def read_manifest(manifest: Path) -> list[dict]:
+    if not manifest.is_file():
+        raise RealSpeechMissing(f"{manifest}: the real read-speech manifest is not there; download the Deeply Korean "
+                                "Read Speech Corpus (github.com/deeplyinc/Korean-Read-Speech-Corpus) and pass its "
+                                "folder (--real-speech PATH or KIDSASR_REAL_SPEECH)")
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for row in rows:
+        row["audio"] = str(manifest.parent / row["audio"])
+    return rows
+
+
+def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLike | None = None, seed: int = 0
+                       ) -> RealEpisode:
+    """Write `episode.wav`, `reference.vtt` and `spans.json` under `out_dir` (cached: an existing episode is reused).
+
+    Raises RealSpeechMissing, with what to do, when the read-speech set is absent.
+    """
+    out = Path(out_dir)
+    wav, reference, spans_path = out / "episode.wav", out / "reference.vtt", out / "spans.json"
+    if wav.is_file() and reference.is_file() and spans_path.is_file():
+        saved = json.loads(spans_path.read_text(encoding="utf-8"))
+        return RealEpisode(wav, reference, [tuple(s) for s in saved["spans"]], saved["duration"])
+    rows = read_manifest(default_real_speech(real_speech) / READ_SPEECH)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows))
+    clips = [load_audio(rows[k]["audio"]) for k in order]
+    gaps = rng.uniform(*GAP_RANGE, size=len(clips) + 1)
+    total = int(round((sum(c.size for c in clips) + sum(int(g * SAMPLE_RATE) for g in gaps))))
+    speech = np.zeros(total, dtype=np.float32)
+    spans, texts, at = [], [], int(gaps[0] * SAMPLE_RATE)
+    for k, clip in zip(order, clips):
+        speech[at:at + clip.size] = clip
+        spans.append((at / SAMPLE_RATE, (at + clip.size) / SAMPLE_RATE))
+        texts.append(rows[k]["text"])
+        at += clip.size + int(gaps[len(spans)] * SAMPLE_RATE)
+    level = rms(np.concatenate(clips))
+    noise = background_noise(rng, total / SAMPLE_RATE, "pink")[:total] * (level * db_to_gain(NOISE_DB))
+    mixed = speech + noise.astype(np.float32)
+    lo, hi = (int(total * share) for share in MUSIC_SHARE)
+    bed = music_bed(music_loop(rng), (hi - lo) / SAMPLE_RATE, rng)
+    mixed[lo:lo + bed.size] += bed * np.float32(level * db_to_gain(MUSIC_DB))
+    peak = float(np.max(np.abs(mixed)))
+    if peak > 0.99:
+        mixed *= np.float32(0.99 / peak)
+    out.mkdir(parents=True, exist_ok=True)
+    write_wav(wav, mixed)
+    _write_reference(reference, spans, texts)
+    write_json_atomic(spans_path, {"spans": spans, "duration": total / SAMPLE_RATE, "seed": seed,
+                                   "music": [lo / SAMPLE_RATE, (lo + bed.size) / SAMPLE_RATE],
+                                   "ids": [rows[k]["id"] for k in order]})
+    return RealEpisode(wav, reference, spans, total / SAMPLE_RATE)
+
+
+def _write_reference(path: Path, spans: list[tuple[float, float]], texts: list[str]) -> None:
+    import webvtt
+
+    from ..fileio import atomic_path
+
+    captions = [webvtt.Caption(str(webvtt.models.Timestamp.from_seconds(round(s, 3))),
+                               str(webvtt.models.Timestamp.from_seconds(round(e, 3))), [text])
+                for (s, e), text in zip(spans, texts)]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            webvtt.WebVTT(captions=captions).write(f)
