@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,63 @@ def test_choose_threshold_respects_the_flag_share():
     probability = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
     t = choose_threshold(probability, probability > 0.5, 0.3)
     assert t == 0.7 and np.mean(probability >= t) == 0.3
+
+
+def test_decoder_details_go_into_the_side_file_with_the_calibrated_flags(tmp_path):
+    from kidsasr.asr.transcribe import Segment
+    from kidsasr.review.calibration import decoder_details, find_calibration
+    from kidsasr.subtitles.cues import write_cues_json
+    from review_episode import KIDS, machine_cues
+
+    cues = machine_cues()
+    segments = [Segment(0.5, 2.2, "안녕하세요 여러분", [], -0.2, 1.1, 0.01),
+                Segment(4.0, 7.9, "오늘은", [], -1.2, 2.6, 0.3, fallback=True, music=0.4)]
+    details = [decoder_details(c.speech_start, c.speech_end, segments) for c in cues]
+    assert details[0] == {"avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01, "fallback": 0.0,
+                          "music": 0.0}
+    assert details[1]["fallback"] == 1.0 and details[1]["music"] == 0.4 and details[2] == {}
+    rows = [{"start": c.start, "end": c.end, "lines": c.lines, "words": [{"probability": w.probability}
+                                                                          for w in c.words],
+             "decoder": d} for c, d in zip(cues, details)]
+    x = np.array([cue_features(r) for r in rows * 10])
+    calibration = fit(x, np.array([c.confidence < 0.5 for c in cues] * 10), "m", max_flag_share=0.5)
+    write_cues_json(cues, tmp_path / "ep.cues.json", KIDS, None, details, calibration)
+    side = json.loads((tmp_path / "ep.cues.json").read_text())
+    assert [r["decoder"] for r in side["cues"]] == details and side["error_threshold"] == round(calibration.threshold, 4)
+    expected = calibration.error_probability([cue_features(r) for r in side["cues"]])
+    assert [r["weak"] for r in side["cues"]] == [bool(p >= calibration.threshold) for p in expected]
+    assert [r["error_probability"] for r in side["cues"]] == [round(float(p), 4) for p in expected]
+    assert find_calibration(tmp_path) is None
+    calibration.save(tmp_path / "confidence_calibration.json")
+    assert find_calibration(tmp_path) == tmp_path / "confidence_calibration.json"
+
+
+def test_calibrate_reads_both_kinds_of_data_and_scores_cached_decodes(tmp_path):
+    from kidsasr.review.calibrate import episodes_in, labelled, score
+    from kidsasr.subtitles.writers import write_subtitles
+    from kidsasr.subtitles.cues import Cue
+
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    rows = [{"split": "dev", "audio_source": "/x/a.wav", "start": u.start, "end": u.end, "text": u.text} for u in REFS]
+    (prep / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    [episode] = episodes_in(prep, "dev")
+    assert episode.name == "a" and episode.utterances == REFS and episodes_in(prep, "test") == []
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "episode.wav").write_bytes(b"")
+    write_subtitles([Cue(u.start, u.end, [u.text], 1.0) for u in REFS], real / "reference.vtt")
+    [other] = episodes_in(real)
+    assert other.media == real / "episode.wav" and other.utterances == REFS
+    # decodes are cached in the work folder: these stand for the model's
+    work = tmp_path / "work"
+    work.mkdir()
+    decoded = [row([0.9, 0.95], 0.1, 1.9, "안녕하세요 여러분"), row([0.3, 0.2], 3.0, 5.0, "오늘 도마도 키워"),
+               row([0.4], 6.0, 7.5, "정말")]
+    (work / "a.cues.json").write_text(json.dumps({"cues": decoded}, ensure_ascii=False))
+    (x, y), per_episode = labelled([episode], None, work, "kids")
+    assert list(y) == [False, True, True]
+    calibration = fit(np.vstack([x] * 5), np.concatenate([y] * 5), "m", max_flag_share=0.7)
+    figures, probability, bad, outcomes = score(calibration, per_episode)
+    assert figures["bad_utterances"] == 2 and figures["bad_caught"] == 2 and figures["flagged"] == 2
+    assert list(bad) == [False, True, True] and len(probability) == 3

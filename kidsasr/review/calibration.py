@@ -25,11 +25,34 @@ from typing import Sequence
 import numpy as np
 
 CALIBRATION_NAME = "confidence_calibration.json"
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "calibration"
 BAD_CER = 0.30
 FEATURES = ("mean_word_prob", "min_word_prob", "weak_word_share", "avg_logprob", "compression_ratio",
             "no_speech_prob", "fallback", "music", "chars_per_second", "words")
 # what a cue without decoder details (an older side file) is given: a typical confident greedy decode
 _NEUTRAL = {"avg_logprob": -0.3, "compression_ratio": 1.5, "no_speech_prob": 0.0, "fallback": 0.0, "music": 0.0}
+
+
+def decoder_details(speech_start: float, speech_end: float, segments: Sequence) -> dict:
+    """What the decoder said about the speech under a cue: the worst of the decoded segments
+    (kidsasr.asr.transcribe.Segment) that overlap [speech_start, speech_end]; {} when none does."""
+    under = [s for s in segments if s.start <= speech_end and s.end >= speech_start]
+    if not under:
+        return {}
+    return {"avg_logprob": round(min(s.avg_logprob for s in under), 4),
+            "compression_ratio": round(max(s.compression_ratio for s in under), 4),
+            "no_speech_prob": round(max(s.no_speech_prob for s in under), 4),
+            "fallback": float(any(s.fallback for s in under)), "music": round(max(s.music for s in under), 4)}
+
+
+def find_calibration(model: str | os.PathLike) -> Path | None:
+    """The calibration of `model`: CALIBRATION_NAME in its folder (a CTranslate2 export's too), else the one
+    shipped for a Hub model (kidsasr/data/calibration/<owner>__<name>.json), else None."""
+    folder = Path(model)
+    if (folder / CALIBRATION_NAME).is_file():
+        return folder / CALIBRATION_NAME
+    shipped = SHIPPED / (str(model).replace("/", "__") + ".json")
+    return shipped if shipped.is_file() else None
 
 
 def cue_features(row: dict) -> list[float]:

@@ -76,10 +76,11 @@ class EditableCue:
     confidence: float | None = None  # the recogniser's, kept through edits; None for a file without one
     words: list[CueWord] = field(default_factory=list)
     reviewed: bool = False
+    error: float | None = None  # the calibrated probability that the machine's text is wrong, when known
 
     def to_json(self) -> dict:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "lines": self.lines,
-                "confidence": self.confidence, "reviewed": self.reviewed,
+                "confidence": self.confidence, "error": self.error, "reviewed": self.reviewed,
                 "words": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(w).items()}
                           for w in self.words]}
 
@@ -182,6 +183,8 @@ def attach_side_file(cues: list[EditableCue], side_path: str | os.PathLike) -> d
                 cue.confidence = float(confidence) if isinstance(confidence, (int, float)) else None
                 cue.words = _words(row.get("words"))
                 cue.reviewed = bool(row.get("reviewed", False))
+                error = row.get("error_probability", row.get("error"))
+                cue.error = float(error) if isinstance(error, (int, float)) else None
                 break
     return side
 
@@ -191,7 +194,8 @@ class Document:
     cues: list[EditableCue]
     loaded_from: str  # "reviewed" | "machine"
     style: Style | None  # the style of the side file, when it names one
-    weak_threshold: float
+    weak_threshold: float  # a cue's confidence below this is weak...
+    error_threshold: float | None  # ...or, with a calibration, its error probability at or above this
 
 
 def load_document(files: ReviewFiles) -> Document:
@@ -207,9 +211,10 @@ def load_document(files: ReviewFiles) -> Document:
             style = Style(**side["style"])
         except (TypeError, ValueError):
             style = None
-    threshold = side.get("weak_threshold")
+    threshold, error_threshold = side.get("weak_threshold"), side.get("error_threshold")
     return Document(cues, loaded_from, style,
-                    float(threshold) if isinstance(threshold, (int, float)) else WEAK_CONFIDENCE)
+                    float(threshold) if isinstance(threshold, (int, float)) else WEAK_CONFIDENCE,
+                    float(error_threshold) if isinstance(error_threshold, (int, float)) else None)
 
 
 # -------------------------------------------------------------------------------------------------------- saving
@@ -239,10 +244,11 @@ def cues_from_payload(rows: Any) -> list[EditableCue]:
         lines = [line for line in lines if line]
         if not lines:
             raise ValueError(f"cue {number}: no text (delete the cue instead)")
-        confidence = row.get("confidence")
+        confidence, error = row.get("confidence"), row.get("error")
         cues.append(EditableCue(times[0], times[1], lines,
                                 float(confidence) if isinstance(confidence, (int, float)) else None,
-                                _words(row.get("words")), bool(row.get("reviewed", False))))
+                                _words(row.get("words")), bool(row.get("reviewed", False)),
+                                float(error) if isinstance(error, (int, float)) else None))
     return cues
 
 
@@ -272,7 +278,8 @@ class SaveResult:
     reviewed: list[int]  # 1-based numbers of the cues an editor reviewed or changed
 
 
-def save(cues: list[EditableCue], files: ReviewFiles, style: Style, edits: list[dict], episode: str) -> SaveResult:
+def save(cues: list[EditableCue], files: ReviewFiles, style: Style, edits: list[dict], episode: str,
+         weak_threshold: float = WEAK_CONFIDENCE, error_threshold: float | None = None) -> SaveResult:
     """Check the cues with the style's rules and write the review's files (atomically, the VTT last)."""
     violations = check(cues, style)
     reviewed = [n for n, c in enumerate(cues, 1) if c.reviewed]
@@ -281,6 +288,7 @@ def save(cues: list[EditableCue], files: ReviewFiles, style: Style, edits: list[
     vtt = vtt if vtt.endswith("\n") else vtt + "\n"
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     state = {"episode": episode, "machine": str(files.machine), "saved_at": now, "style": asdict(style),
+             "weak_threshold": weak_threshold, "error_threshold": error_threshold,
              "cues_with_violations": sum(bool(v) for v in violations), "reviewed": reviewed,
              "cues": [{**c.to_json(), "index": n, "violations": v}
                       for n, (c, v) in enumerate(zip(cues, violations), 1)]}

@@ -50,6 +50,7 @@ class ReviewSession:
     files: document.ReviewFiles
     style: Style
     weak_threshold: float
+    error_threshold: float | None = None
     _envelope: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -66,6 +67,7 @@ class ReviewSession:
             "saves_to": {k: str(getattr(self.files, k)) for k in ("vtt", "srt", "state", "log")},
             "style": asdict(self.style), "frames": document.frame_numbers(self.style),
             "widths": document.width_table(), "weak_threshold": self.weak_threshold,
+            "error_threshold": self.error_threshold,
             "cues": [c.to_json() for c in doc.cues], "violations": document.check(doc.cues, self.style),
         }
 
@@ -73,7 +75,8 @@ class ReviewSession:
         cues = document.cues_from_payload(body.get("cues"))
         edits = document.log_rows(body.get("log"))
         with self._lock:
-            result = document.save(cues, self.files, self.style, edits, self.media.name)
+            result = document.save(cues, self.files, self.style, edits, self.media.name, self.weak_threshold,
+                                   self.error_threshold)
         return {"saved": {k: str(getattr(self.files, k)) for k in ("vtt", "srt", "state", "log")},
                 "cues": len(cues), "violations": result.violations, "reviewed": result.reviewed}
 
@@ -255,7 +258,7 @@ def open_session(episode: str | os.PathLike, subtitle: str | os.PathLike | None 
     files = document.review_files(subtitle, out_dir)
     doc = document.load_document(files)  # reads every file now, so a bad one fails before the server starts
     chosen = load_style(style) if style else doc.style or load_style("kids")
-    return ReviewSession(media, files, chosen, doc.weak_threshold)
+    return ReviewSession(media, files, chosen, doc.weak_threshold, doc.error_threshold)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
