@@ -87,7 +87,8 @@ def test_decoder_details_go_into_the_side_file_with_the_calibrated_flags(tmp_pat
     calibration = fit(x, np.array([c.confidence < 0.5 for c in cues] * 10), "m", max_flag_share=0.5)
     write_cues_json(cues, tmp_path / "ep.cues.json", KIDS, None, details, calibration)
     side = json.loads((tmp_path / "ep.cues.json").read_text())
-    assert [r["decoder"] for r in side["cues"]] == details and side["error_threshold"] == round(calibration.threshold, 4)
+    assert [r["decoder"] for r in side["cues"]] == details
+    assert side["error_threshold"] == round(calibration.threshold, 4)
     expected = calibration.error_probability([cue_features(r) for r in side["cues"]])
     assert [r["weak"] for r in side["cues"]] == [bool(p >= calibration.threshold) for p in expected]
     assert [r["error_probability"] for r in side["cues"]] == [round(float(p), 4) for p in expected]

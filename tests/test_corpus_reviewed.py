@@ -47,7 +47,8 @@ def test_without_a_log_every_cue_counts_and_a_stale_log_is_reported(tmp_path):
     report = ReadReport()
     [episode] = read_reviewed(tmp_path, report)
     assert len(episode.sentences) == len(edited)
-    assert [i.severity for i in report.issues] == ["warning"] and "changed since the last save" in report.issues[0].reason
+    assert [i.severity for i in report.issues] == ["warning"]
+    assert "changed since the last save" in report.issues[0].reason
 
 
 def test_a_review_without_its_audio_is_rejected_whole(tmp_path):

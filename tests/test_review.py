@@ -53,7 +53,8 @@ def test_serves_only_the_episode_folder(episode, tmp_path):
         status, body = request(base, "GET", "/files/ep.wav", headers={"Range": "bytes=10-19"})
         assert status == 206 and body == media.read_bytes()[10:20]
         outside = ["/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/..%2fsecret.txt",
-                   "/files/%2E%2E%2Fsecret.txt", f"/files/{tmp_path}/secret.txt", f"/files/%2F{str(tmp_path)[1:]}/secret.txt",
+                   "/files/%2E%2E%2Fsecret.txt", f"/files/{tmp_path}/secret.txt",
+                   f"/files/%2F{str(tmp_path)[1:]}/secret.txt",
                    "/files//etc/passwd", "/files/%2fetc%2fpasswd", "/../secret.txt", "/files/.%2e/secret.txt",
                    "/files/%252e%252e/secret.txt", "/files/..\\secret.txt", "/files/ep.wav%00.txt",
                    "/files/", "/files/.", "/secret.txt", "/etc/passwd"]
@@ -101,7 +102,8 @@ def test_save_writes_the_reviewed_files_and_keeps_the_machine_version(episode):
         assert result["violations"] == document.check(document.load_document(session.files).cues, KIDS)
         # a reload shows the review, with its reviewed mark and the machine's words kept
         data = json.loads(request(base, "GET", "/api/episode")[1])
-        assert data["loaded_from"] == "reviewed" and [c["reviewed"] for c in data["cues"]] == [n == 1 for n in range(len(cues))]
+        assert data["loaded_from"] == "reviewed"
+        assert [c["reviewed"] for c in data["cues"]] == [n == 1 for n in range(len(cues))]
         assert data["cues"][1]["words"] == rows[1]["words"]
         # bad saves are refused with the reason, and nothing is written
         for payload, reason in [({"cues": [{**rows[0], "end": rows[0]["start"]}]}, "cue 1: ends"),
@@ -111,7 +113,8 @@ def test_save_writes_the_reviewed_files_and_keeps_the_machine_version(episode):
             status, answer = post_save(base, payload)
             assert status == 400 and reason in answer["error"], answer
         assert post_save(base, {"cues": rows}, headers={"Origin": "http://attacker.example"})[0] == 403
-        assert request(base, "POST", "/api/save", b"cues=1", {"Content-Type": "application/x-www-form-urlencoded"})[0] == 415
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        assert request(base, "POST", "/api/save", b"cues=1", form)[0] == 415
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["ep.wav", "ep.vtt", "ep.cues.json", "ep.reviewed.vtt", "ep.reviewed.srt", "ep.reviewed.cues.json",
          "ep.edits.jsonl"])

@@ -98,5 +98,5 @@ def read_reviewed(root: Path, report: ReadReport) -> Iterator[Episode]:
             sentences.append(Sentence(episode_id, index, " ".join(cue.lines), start, end))
         report.episodes += 1
         report.sentences_kept += len(sentences)
-        yield Episode(episode_id, AudioRef(str(media)), str(subtitle), None, stem, sentences,
-                      {"duration_s": duration, "source": SOURCE, "edit_log": str(log) if reviewed is not None else None})
+        metadata = {"duration_s": duration, "source": SOURCE, "edit_log": str(log) if reviewed is not None else None}
+        yield Episode(episode_id, AudioRef(str(media)), str(subtitle), None, stem, sentences, metadata)

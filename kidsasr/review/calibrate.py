@@ -130,7 +130,8 @@ def plot_pr(probability: np.ndarray, bad: np.ndarray, threshold: float, path: Pa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="the model to calibrate (Hub id, HF folder or CTranslate2 folder)")
+    parser.add_argument("--model", required=True,
+                        help="the model to calibrate (Hub id, HF folder or CTranslate2 folder)")
     parser.add_argument("--data", action="append", required=True, type=Path,
                         help="data with references to fit on (repeatable; see `kidsasr calibrate --help`)")
     parser.add_argument("--report", action="append", default=[], type=Path, help="held-out data to score on")
