@@ -2,8 +2,9 @@
 
 silero-vad scores 512-sample (32 ms) frames with a recurrent state carried across calls, so
 `SpeechDetector.feed` accepts an episode in consecutive chunks and keeps only one probability per frame: a 3-hour
-episode costs about 1.4 MB of probabilities, never the audio. Regions come from silero's own state machine
-(`get_speech_timestamps_from_probs`).
+episode costs about 1.4 MB of probabilities, never the audio. The model is silero-vad 6.2.3's batched "sequence"
+ONNX export, shipped in `silero/` (MIT licence beside it) and run with onnxruntime alone; regions come from
+silero's state machine (`regions_from_probs`).
 
 Music dominance: the share of a region's energy held in sustained spectral peaks, i.e. narrow partials that stay
 on the same frequency (within one bin) for at least `MIN_NOTE_SECONDS`. Held notes and chords do that; speech
@@ -14,11 +15,13 @@ keeps a low share, and speech over a quiet music bed keeps most of its energy ou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..constants import SAMPLE_RATE
+
 FRAME = 512  # silero-vad's window at 16 kHz
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 CONTEXT = 64  # samples of the previous frame silero-vad prepends
@@ -33,6 +36,19 @@ class VadOptions:
     min_speech_duration_ms: int = 250
     min_silence_duration_ms: int = 300
     speech_pad_ms: int = 100
+    neg_threshold: float | None = None  # speech ends below this; None: threshold - 0.15 (silero's default)
+
+
+@lru_cache(maxsize=1)
+def _session():
+    """One single-threaded ONNX Runtime session per process (it holds no state between calls)."""
+    import onnxruntime as ort
+
+    session_options = ort.SessionOptions()
+    session_options.inter_op_num_threads = 1
+    session_options.intra_op_num_threads = 1
+    model = Path(__file__).resolve().parent / "silero" / "silero_vad_16k_sequence.onnx"  # package data
+    return ort.InferenceSession(str(model), sess_options=session_options, providers=["CPUExecutionProvider"])
 
 
 class SpeechDetector:
@@ -43,16 +59,8 @@ class SpeechDetector:
     """
 
     def __init__(self, options: VadOptions | None = None):
-        import onnxruntime as ort
-        import silero_vad
-
         self.options = options or VadOptions()
-        session_options = ort.SessionOptions()
-        session_options.inter_op_num_threads = 1
-        session_options.intra_op_num_threads = 1
-        model = Path(silero_vad.__file__).parent / "data" / "silero_vad_16k_sequence.onnx"
-        self.session = ort.InferenceSession(str(model), sess_options=session_options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = _session()
         self._state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
@@ -78,12 +86,16 @@ class SpeechDetector:
 
     def finish(self) -> list[tuple[float, float]]:
         """Flush the last partial frame and return speech regions in seconds."""
+        self.flush()
+        return regions_from_probs(self.probs, self.samples, self.options)
+
+    def flush(self) -> None:
+        """Score the last partial frame (zero-padded): every sample fed so far then has its frame's probability."""
         if self._pending.size:
             tail = np.zeros((1, FRAME), dtype=np.float32)
             tail[0, : self._pending.size] = self._pending
             self._run(tail)
             self._pending = np.zeros(0, dtype=np.float32)
-        return regions_from_probs(self.probs, self.samples, self.options)
 
     def mean_prob(self, start: float, end: float) -> float:
         """Mean speech probability of the frames inside [start, end)."""
@@ -93,16 +105,56 @@ class SpeechDetector:
 
 
 def regions_from_probs(probs: list[float], samples: int, options: VadOptions | None = None) -> list[tuple[float, float]]:
-    from silero_vad import get_speech_timestamps_from_probs
-
-    if not probs:
-        return []
+    """Speech regions (seconds) from per-frame probabilities: silero-vad's `get_speech_timestamps_from_probs` state
+    machine (hysteresis, minimum speech and silence, padding; no maximum speech length), restated here because
+    silero_vad's module imports torch, which the subtitle install does not have. The tests check that both give
+    the same regions."""
     o = options or VadOptions()
-    stamps = get_speech_timestamps_from_probs(
-        probs, sampling_rate=SAMPLE_RATE, threshold=o.threshold, min_speech_duration_ms=o.min_speech_duration_ms,
-        min_silence_duration_ms=o.min_silence_duration_ms, speech_pad_ms=o.speech_pad_ms,
-        audio_length_samples=samples)
-    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    min_speech = SAMPLE_RATE * o.min_speech_duration_ms / 1000
+    min_silence = SAMPLE_RATE * o.min_silence_duration_ms / 1000
+    pad = SAMPLE_RATE * o.speech_pad_ms / 1000
+    neg_threshold = max(o.threshold - 0.15, 0.01) if o.neg_threshold is None else o.neg_threshold
+    speeches: list[list[int]] = []
+    start: int | None = None
+    temp_end = 0  # where the current silence began (0: none yet)
+    for i, prob in enumerate(probs):
+        sample = FRAME * i
+        if prob >= o.threshold:
+            temp_end = 0
+            if start is None:
+                start = sample
+                continue
+        if start is not None and prob < neg_threshold:
+            temp_end = temp_end or sample
+            if sample - temp_end >= min_silence:
+                if temp_end - start > min_speech:
+                    speeches.append([start, temp_end])
+                start, temp_end = None, 0
+    if start is not None and samples - start > min_speech:
+        speeches.append([start, samples])
+    for i, speech in enumerate(speeches):
+        if i == 0:
+            speech[0] = int(max(0, speech[0] - pad))
+        if i == len(speeches) - 1:
+            speech[1] = int(min(samples, speech[1] + pad))
+            continue
+        following = speeches[i + 1]
+        silence = following[0] - speech[1]
+        if silence < 2 * pad:
+            speech[1] += int(silence // 2)
+            following[0] = int(max(0, following[0] - silence // 2))
+        else:
+            speech[1] = int(min(samples, speech[1] + pad))
+            following[0] = int(max(0, following[0] - pad))
+    return [(begin / SAMPLE_RATE, end / SAMPLE_RATE) for begin, end in speeches]
+
+
+def speech_probabilities(audio: np.ndarray) -> np.ndarray:
+    """silero-vad's speech probability of every 512-sample frame of an in-memory clip (last frame zero-padded)."""
+    detector = SpeechDetector()
+    detector.feed(audio)
+    detector.flush()
+    return np.asarray(detector.probs, dtype=np.float32)
 
 
 def speech_regions(audio: np.ndarray, options: VadOptions | None = None) -> list[tuple[float, float]]:

@@ -29,7 +29,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, AudioError, load_audio
+from ..audio import AudioError, load_audio
+from ..constants import SAMPLE_RATE
 from ..subtitles.cues import Style, load_style
 from . import document
 
