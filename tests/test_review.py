@@ -153,3 +153,16 @@ def test_the_command_prints_its_local_url_and_names_bad_inputs(episode, tmp_path
     proc = subprocess.run([sys.executable, "-m", "kidsasr.cli", "review", str(bare), "--no-browser"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and "no subtitles beside it" in proc.stderr and "--vtt" in proc.stderr
+
+
+def test_waveform_of_a_cue_region(episode):
+    media, _ = episode
+    with serving(open_session(media)) as base:
+        status, body = request(base, "GET", "/api/waveform?start=3.5&end=8.5&bins=100")
+        wave = json.loads(body)
+        assert status == 200 and (wave["start"], wave["end"], wave["duration"]) == (3.5, 8.5, 18.0)
+        assert len(wave["min"]) == len(wave["max"]) == 100
+        assert min(wave["min"]) == pytest.approx(-0.1, abs=2e-3) and max(wave["max"]) == pytest.approx(0.1, abs=2e-3)
+        assert json.loads(request(base, "GET", "/api/waveform?start=30&end=40")[1])["max"] == []  # past the end
+        for query in ("start=1", "start=a&end=2", "start=0&end=1&bins=0", "start=nan&end=1"):
+            assert request(base, "GET", f"/api/waveform?{query}")[0] == 400, query
