@@ -27,7 +27,8 @@ WORKERS  ?= 1
 SEED     ?= 0
 
 .PHONY: setup deps-system demo test synth prep train eval subtitle export \
-        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu distil fast clean
+        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu distil fast clean \
+        gpu-data gpu-pack gpu-check
 
 setup: $(VENV)/.setup-done deps-system
 
@@ -96,6 +97,23 @@ distil: setup
 
 fast: setup
 	$(KIDSASR) train --recipe recipes/fast_cpu.yaml $(if $(PREP),--data $(PREP))
+
+# The GPU check (recipes/GPU.md). gpu-data: its fixed data, the first hour of the bench corpus (seed 0) through prep
+# with larger dev/test shares; gpu-pack: every folder the device calls carry, under .gpu/; gpu-check: the check
+# itself (on the GPU machine recipes/gpu_check.sh runs it; here it stops at once without a GPU).
+GPU_DATA ?= $(WORK)/prep-gpu
+GPU_ARGS ?=
+gpu-data: setup
+	test -f $(WORK)/corpus-bench/synth.done || $(KIDSASR) synth --size bench --seed 0 --out $(WORK)/corpus-bench
+	$(KIDSASR) prep --config data_prep/gpu_check.yaml --corpus $(WORK)/corpus-bench --out $(GPU_DATA) \
+	    --limit-hours 1.0 --workers $(WORKERS)
+
+gpu-pack: setup
+	test -d $(GPU_DATA)/dataset || $(MAKE) gpu-data
+	$(BIN)/python recipes/gpu_pack.py --data $(GPU_DATA) --out .gpu
+
+gpu-check: setup
+	$(BIN)/python recipes/gpu_check.py --data $(GPU_DATA) $(GPU_ARGS)
 
 clean:
 	rm -rf $(WORK) .pytest_cache

@@ -16,13 +16,13 @@ from kidsasr.textnorm import parse_label
 from review_episode import open_session, serving
 from test_prep import no_align_config
 from test_review import post_save, request
-from test_training import losses, recipe_for, tiny_whisper  # noqa: F401 - tiny_whisper is a fixture
+from test_training import losses, recipe_for
 
 EPISODE = "KID_P_0000"  # its first sentence's label times are jittered: the editor puts the true ones back
 
 
 @pytest.mark.slow
-def test_corrections_become_training_data(tiny_corpus, tiny_whisper, tmp_path):  # noqa: F811 - the fixture
+def test_corrections_become_training_data(tiny_corpus, tiny_whisper, tmp_path):
     from kidsasr.asr.models import load_recognizer
     from kidsasr.subtitles.runner import subtitle_file
     from kidsasr.training import driver

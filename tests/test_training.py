@@ -1,22 +1,17 @@
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
 import torch
-from transformers import (GenerationConfig, TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, WhisperConfig,
-                          WhisperForConditionalGeneration, WhisperProcessor)
+from transformers import (TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, WhisperForConditionalGeneration,
+                          WhisperProcessor)
 
 from kidsasr.constants import SAMPLE_RATE
-from kidsasr.corpus.reader import read_corpus
-from kidsasr.manifest import Utterance, load_split
-from kidsasr.textnorm import parse_label
+from kidsasr.manifest import load_split
 from kidsasr.training.collators import CTCCollator, ClipSource, WhisperCollator, pad_labels
 from kidsasr.training.data import build_vocab, from_units, load_training_split, to_units, whisper_labels
 from kidsasr.training.driver import build, last_checkpoint, score, train, zero_shot_recipe
@@ -29,51 +24,6 @@ WHISPER_BASE = "openai/whisper-base"
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def prepared(tiny_corpus, tmp_path_factory) -> Path:
-    """The tiny corpus as a `kidsasr prep` output (kidsasr/manifest.py contract), cut at the label times:
-    first episode dev, second test, the rest train."""
-    out = tmp_path_factory.mktemp("prepared")
-    episodes = sorted(read_corpus(tiny_corpus), key=lambda e: e.id)
-    assert len(episodes) >= 3
-    for n, episode in enumerate(episodes):
-        split = "dev" if n == 0 else "test" if n == 1 else "train"
-        audio = episode.audio.load()
-        rows = []
-        for s in episode.sentences:
-            if s.start is None or s.end is None or s.end - s.start < 0.3:
-                continue
-            transcript = parse_label(s.text)
-            clip = audio[int(s.start * SAMPLE_RATE): int(s.end * SAMPLE_RATE)]
-            buf = io.BytesIO()
-            sf.write(buf, clip, SAMPLE_RATE, format="FLAC")
-            row = Utterance(id=f"{episode.id}_{s.index:04d}", episode_id=episode.id, split=split,
-                            audio_source=str(episode.audio), start=s.start, end=s.end, text=transcript.spelling,
-                            text_pron=transcript.pronunciation, raw_text=s.text).to_row()
-            rows.append({**row, "audio": {"bytes": buf.getvalue(), "path": None}})
-        folder = out / "dataset" / split
-        folder.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(rows).to_parquet(folder / f"{episode.id}.parquet")
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_whisper(tmp_path_factory) -> Path:
-    """A random-initialised 2+2-layer Whisper with whisper-base's tokenizer, feature extractor and generation
-    config (no download: those come from the offline cache)."""
-    folder = tmp_path_factory.mktemp("tiny-whisper")
-    processor = WhisperProcessor.from_pretrained(WHISPER_BASE)
-    config = WhisperConfig(vocab_size=51865, d_model=32, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                           decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, max_target_positions=448,
-                           pad_token_id=50257, bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258)
-    torch.manual_seed(0)
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    GenerationConfig.from_pretrained(WHISPER_BASE).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def tiny_wav2vec2(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-wav2vec2")

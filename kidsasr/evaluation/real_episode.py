@@ -66,7 +66,7 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
                        half: str | None = None) -> RealEpisode:
     """Write `episode.wav`, `reference.vtt` and `spans.json` under `out_dir` (cached: an existing episode is reused).
 
-    `half` ("tune" or "report"): only the clips of that half of kidsasr.evaluation.real_speech.read_speech_split.
+    `half` ("tune" or "report"): only the clips of that half (kidsasr.evaluation.real_speech.sentence_halves).
 
     Raises RealSpeechMissing, with what to do, when the read-speech set is absent.
     """
@@ -78,10 +78,10 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     manifest = default_real_speech(real_speech) / READ_SPEECH
     rows = read_manifest(manifest)
     if half is not None:
-        from .real_speech import read_speech_split
+        from .real_speech import sentence_halves
 
-        halves = read_speech_split(manifest)
-        rows = [row for row in rows if halves[row["id"]] == half]
+        halves = sentence_halves([row["text"] for row in rows])
+        rows = [row for row in rows if halves[row["text"]] == half]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     clips = [load_audio(rows[k]["audio"]) for k in order]

@@ -46,6 +46,7 @@ from .data import (SplitData, add_bank_speech, build_vocab, describe, from_units
                    weigh_reviewed)
 from .encoder_cache import CachedEncoderTrainer, cache_states, collate_cached
 from .model_card import write_model_card
+from .packed import PackedAudioTrainer, WindowCollator, audio_windows, packs_audio
 from .recipe import Recipe, RecipeError, dump_recipe, load_recipe
 from .surgery import freeze_whisper, load_ctc, load_whisper
 
@@ -143,6 +144,7 @@ def training_arguments(recipe: Recipe, out_dir: Path, has_dev: bool, cached: boo
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=t.dataloader_workers,
+        dataloader_persistent_workers=t.dataloader_workers > 0,
         disable_tqdm=False,
     )
 
@@ -209,10 +211,15 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         model, processor = load_ctc(recipe, build_vocab(list(splits["train"].dataset["target"]), m.vocab_unit),
                                     out_dir)
 
+    packed = packs_audio(recipe)
     if cached:
         datasets = {name: cache_states(model, processor, recipe, split, clips if name == "train" else eval_clips,
                                        cache_dir, training=name == "train") for name, split in splits.items()}
         collator = eval_collator = collate_cached
+    elif packed:
+        datasets = {name: audio_windows(recipe, processor, split, clips if name == "train" else eval_clips,
+                                        training=name == "train") for name, split in splits.items()}
+        collator = eval_collator = WindowCollator(processor.feature_extractor.n_samples)
     else:
         datasets = {name: split.dataset for name, split in splits.items()}
         if m.family == "whisper":
@@ -221,9 +228,10 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
             collator = CTCCollator(processor, clips, m.vocab_unit)
             eval_collator = CTCCollator(processor, eval_clips, m.vocab_unit)
     has_dev = "dev" in datasets
-    extra = {"cache_layer": t.encoder_cache_layer} if cached else {"eval_collator": eval_collator}
-    args = training_arguments(recipe, out_dir, has_dev=has_dev, cached=cached)
-    trainer = (CachedEncoderTrainer if cached else KidsTrainer)(
+    extra = {"cache_layer": t.encoder_cache_layer} if cached else \
+        {"feature_extractor": processor.feature_extractor} if packed else {"eval_collator": eval_collator}
+    args = training_arguments(recipe, out_dir, has_dev=has_dev, cached=cached or packed)
+    trainer = (CachedEncoderTrainer if cached else PackedAudioTrainer if packed else KidsTrainer)(
         model=model,
         args=args,
         train_dataset=datasets.get("train"),
@@ -298,9 +306,13 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
         setup.splits["test"] = test
         results["data"]["test"] = {"kept": len(test.dataset), "read": test.read,
                                    "hours": sum(test.dataset["input_length"]) / 3600}
-        setup.datasets["test"] = cache_states(setup.trainer.model, setup.processor, recipe, test,
-                                              ClipSource(None, 0), out / "cache", training=False) \
-            if recipe.train.encoder_cache_layer else test.dataset
+        if recipe.train.encoder_cache_layer:
+            setup.datasets["test"] = cache_states(setup.trainer.model, setup.processor, recipe, test,
+                                                  ClipSource(None, 0), out / "cache", training=False)
+        elif packs_audio(recipe):
+            setup.datasets["test"] = audio_windows(recipe, setup.processor, test, ClipSource(None, 0), training=False)
+        else:
+            setup.datasets["test"] = test.dataset
         results["test_cer"] = score(setup, "test")
         if recipe.export.evaluate_zero_shot and recipe.model.family == "whisper":
             baseline = build(zero_shot_recipe(recipe), out / "zero-shot", out / "cache", splits={"test": test})

@@ -20,6 +20,8 @@ def load_whisper(recipe: Recipe):
     name = m.name_or_path
     processor = WhisperProcessor.from_pretrained(name)
     processor.tokenizer.set_prefix_tokens(language=m.language, task=m.task, predict_timestamps=False)
+    if processor.tokenizer.pad_token is None:  # hub copies name <|endoftext|>; without one, transformers 5.17's
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token  # Trainer unsets the model's pad_token_id
     spec_augment = m.mask_time_prob > 0 or m.mask_feature_prob > 0
     model = WhisperForConditionalGeneration.from_pretrained(
         name, apply_spec_augment=spec_augment, mask_time_prob=m.mask_time_prob, mask_time_length=m.mask_time_length,
