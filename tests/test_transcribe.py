@@ -11,7 +11,8 @@ from kidsasr.asr.models import Word
 from kidsasr.asr.transcribe import (GAP_SECONDS, clamp_word, move_stranded_word, plan_clips, split_long_region,
                                     transcribe_long)
 from kidsasr.asr.vad import (FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, VadOptions, music_dominance,
-                             regions_from_probs, runs_at_least, speech_probabilities, speech_regions)
+                             regions_from_probs, running_filter, runs_at_least, speech_probabilities,
+                             speech_regions)
 from kidsasr.audio import AudioError, resample, write_wav
 
 from conftest import WHISPER_BASE
@@ -96,6 +97,22 @@ def test_runs_at_least_is_an_opening_by_a_line(length):
     assert expected.any() and not expected.all()
     assert (runs_at_least(mask, length, axis=1) == expected).all()
     assert runs_at_least(np.array([1, 1, 0, 1, 1, 1], bool), 3).tolist() == [False] * 3 + [True] * 3
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 14, 23])
+def test_running_filter_is_scipys_running_max_and_min(size):
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    rng = np.random.default_rng(size)
+    mask = (rng.random((9, 60)) < 0.7).astype(np.uint8)
+    power = rng.random((4, 30)).astype(np.float32)
+    for origin in {0, size % 2 - 1}:
+        assert np.array_equal(running_filter(np.max, mask, size, axis=1, origin=origin),
+                              maximum_filter1d(mask, size, axis=1, mode="constant", origin=origin))
+        assert np.array_equal(running_filter(np.min, mask, size, axis=1, origin=origin),
+                              minimum_filter1d(mask, size, axis=1, mode="constant", origin=origin))
+    assert np.array_equal(running_filter(np.max, power, size, axis=1, mode="symmetric"),
+                          maximum_filter1d(power, size, axis=1))
 
 
 def test_music_dominance_separates_music_from_speech(sentences):

@@ -166,31 +166,39 @@ def speech_regions(audio: np.ndarray, options: VadOptions | None = None) -> list
 
 def music_dominance(audio: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """Share (0..1) of the clip's spectral energy in partials held steady for >= MIN_NOTE_SECONDS."""
-    import scipy.fft
-    from scipy.ndimage import maximum_filter1d
-
     n_fft, hop = 1024, 320
     if audio.size < n_fft:
         return 0.0
     frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float32), n_fft)[::hop]
-    spectrum = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)  # stays complex64
+    spectrum = np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)  # stays complex64
     power = (spectrum.real ** 2 + spectrum.imag ** 2).T  # (freq, time)
     total = power.sum()
     if total <= 1e-10:
         return 0.0
-    local_max = power >= maximum_filter1d(power, size=5, axis=0)
+    local_max = power >= running_filter(np.max, power, 5, axis=0, mode="symmetric")
     prominent = power > 30.0 * np.median(power, axis=0, keepdims=True)
-    peaks = maximum_filter1d((local_max & prominent).view(np.uint8), 3, axis=0, mode="constant")  # +-1 bin
+    peaks = running_filter(np.max, (local_max & prominent).view(np.uint8), 3, axis=0)  # +-1 bin
     held = runs_at_least(peaks, max(2, int(round(MIN_NOTE_SECONDS * sr / hop))), axis=1)
     return float(power[held].sum() / total)
+
+
+def running_filter(reduce, x: np.ndarray, size: int, axis: int = -1, origin: int = 0,
+                   mode: str = "constant") -> np.ndarray:
+    """`reduce` (np.max or np.min) over a sliding window of `size` along `axis`: scipy.ndimage's
+    maximum_filter1d / minimum_filter1d (same window placement and `origin`; "constant" pads with 0 and numpy's
+    "symmetric" is scipy's "reflect") in numpy alone, so the subtitle install needs no scipy. The tests compare
+    the two."""
+    x = np.moveaxis(x, axis, -1)
+    left = size // 2 + origin
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(left, size - 1 - left)], mode=mode)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=-1)
+    return np.moveaxis(reduce(windows, axis=-1), -1, axis)
 
 
 def runs_at_least(mask: np.ndarray, length: int, axis: int = -1) -> np.ndarray:
     """True where `mask` is inside a run of at least `length` consecutive true values along `axis`.
 
-    A morphological opening by a line (scipy.ndimage.binary_opening), done with two O(n) running min/max filters.
+    A morphological opening by a line (scipy.ndimage.binary_opening): a running minimum, then a running maximum.
     """
-    from scipy.ndimage import maximum_filter1d, minimum_filter1d
-
-    eroded = minimum_filter1d(mask.astype(np.uint8, copy=False), length, axis=axis, mode="constant")
-    return maximum_filter1d(eroded, length, axis=axis, mode="constant", origin=length % 2 - 1).astype(bool)
+    eroded = running_filter(np.min, mask.astype(np.uint8, copy=False), length, axis=axis)
+    return running_filter(np.max, eroded, length, axis=axis, origin=length % 2 - 1).astype(bool)
