@@ -20,6 +20,8 @@ COMMANDS = {
     "subtitle": ("kidsasr.subtitles.runner", "turn episodes (a file or a folder) into Korean subtitles (VTT, SRT, "
                  "SAMI, TTML)"),
     "check": ("kidsasr.subtitles.check", "check any subtitle file against a style profile, without a reference"),
+    "review": ("kidsasr.review.server", "edit an episode's subtitles in the browser (served on 127.0.0.1)"),
+    "calibrate": ("kidsasr.review.calibrate", "fit a model's cue confidence on data with references"),
     "export": ("kidsasr.asr.export", "convert a Hugging Face Whisper checkpoint to CTranslate2 int8"),
     "demo": ("kidsasr.demo", "run every stage end to end on the built-in demo corpus"),
 }

@@ -44,6 +44,7 @@ class Utterance:
     confidence: float | None = None  # alignment confidence, 0..1
     label_start: float | None = None  # times as labelled, before refinement
     label_end: float | None = None
+    source: str | None = None  # the corpus layout the sentence came from: 71502, kspon, ..., review
 
     @property
     def duration(self) -> float:

@@ -17,6 +17,8 @@ limit (kidsasr.asr.guards cuts what is left of it).
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import zlib
@@ -50,6 +52,7 @@ class Hypothesis:
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
+    fallback: bool = False  # decoded again with a beam (see Fallback)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Fallback:
         retry = [i for i, hyp in enumerate(hyps) if self.needed(hyp)]
         if retry:
             for i, hyp in zip(retry, decode(retry, self.beam_size)):
-                hyps[i] = hyp
+                hyps[i] = dataclasses.replace(hyp, fallback=True)
         return hyps
 
 

@@ -42,6 +42,8 @@ class Segment:
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
+    fallback: bool = False  # decoded again with a beam
+    music: float = 0.0  # the highest music dominance of the speech pieces decoded together with it
 
 
 class Dropped(NamedTuple):
@@ -291,4 +293,5 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
             words = piece_hyp.words
             seg_start, seg_end = (words[0].start, words[-1].end) if words else (start, end)
             result.segments.append(Segment(seg_start, seg_end, piece_hyp.text, words, piece_hyp.avg_logprob,
-                                           compression_ratio(piece_hyp.text), piece_hyp.no_speech_prob))
+                                           compression_ratio(piece_hyp.text), piece_hyp.no_speech_prob,
+                                           hyp.fallback, max(clip.music)))

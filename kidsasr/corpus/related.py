@@ -6,6 +6,7 @@
 | 자유대화 (free conversation) | `<stem>.wav` + `<stem>.json` with `발화정보.stt` | one utterance file |
 | KsponSpeech | headerless `.pcm` + `.trn` lines `path.pcm :: text` or per-file `.txt` (CP949) | one utterance file |
 | 방송 콘텐츠 대화체 (broadcast dialogue) | `<stem>.wav` + `<stem>.json` with `utterance[]` (float times) | one broadcast file |
+| review (kidsasr.corpus.reviewed) | `<stem>.<audio/video>` + `<stem>.reviewed.vtt` [+ `<stem>.edits.jsonl`] | one reviewed episode |
 
 `read_any` detects the layout from the first label it finds. Problems are ReadIssues in the shared ReadReport.
 """
@@ -193,11 +194,19 @@ def read_broadcast_dialogue(root: Path, report: ReadReport) -> Iterator[Episode]
                       dict(metadata, duration_s=duration))
 
 
+def read_review(root: Path, report: ReadReport) -> Iterator[Episode]:
+    """Episodes with subtitles reviewed in `kidsasr review` (kidsasr.corpus.reviewed)."""
+    from .reviewed import read_reviewed
+
+    return read_reviewed(root, report)
+
+
 READERS: dict[str, Reader] = {
     "71502": read_corpus,
     "freetalk": read_freetalk,
     "kspon": read_kspon,
     "broadcast_dialogue": read_broadcast_dialogue,
+    "review": read_review,
 }
 
 
@@ -208,6 +217,10 @@ def detect_format(root: str | Path) -> str:
         return "71502"
     if any(root.rglob("*.pcm")):
         return "kspon"
+    from .reviewed import looks_like_review
+
+    if looks_like_review(root):
+        return "review"
     for path in sorted(root.rglob("*.json")):
         try:
             doc = json.loads(decode_text(path.read_bytes())[0])
@@ -221,15 +234,18 @@ def detect_format(root: str | Path) -> str:
             if "utterance" in doc:
                 return "broadcast_dialogue"
     raise ValueError(f"{root}: no recognisable corpus layout (expected 71502, 자유대화, KsponSpeech or "
-                     f"broadcast-dialogue labels)")
+                     f"broadcast-dialogue labels, or subtitles reviewed with `kidsasr review`)")
 
 
 def read_any(root: str | Path, report: ReadReport | None = None, layout: str | None = None) -> Iterator[Episode]:
-    """Read any supported layout (detected unless `layout` names one of READERS)."""
+    """Read any supported layout (detected unless `layout` names one of READERS); each episode's
+    `metadata["source"]` names the layout it came from."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: corpus folder or zip not found")
     layout = layout or detect_format(root)
     if layout not in READERS:
         raise ValueError(f"unknown corpus layout {layout!r}; expected one of {', '.join(READERS)}")
-    yield from READERS[layout](root, report if report is not None else ReadReport())
+    for episode in READERS[layout](root, report if report is not None else ReadReport()):
+        episode.metadata.setdefault("source", layout)
+        yield episode

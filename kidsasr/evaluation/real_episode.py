@@ -62,9 +62,11 @@ def read_manifest(manifest: Path) -> list[dict]:
     return rows
 
 
-def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLike | None = None, seed: int = 0
-                       ) -> RealEpisode:
+def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLike | None = None, seed: int = 0,
+                       half: str | None = None) -> RealEpisode:
     """Write `episode.wav`, `reference.vtt` and `spans.json` under `out_dir` (cached: an existing episode is reused).
+
+    `half` ("tune" or "report"): only the clips of that half (kidsasr.evaluation.real_speech.sentence_halves).
 
     Raises RealSpeechMissing, with what to do, when the read-speech set is absent.
     """
@@ -73,7 +75,13 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     if wav.is_file() and reference.is_file() and spans_path.is_file():
         saved = json.loads(spans_path.read_text(encoding="utf-8"))
         return RealEpisode(wav, reference, [tuple(s) for s in saved["spans"]], saved["duration"])
-    rows = read_manifest(default_real_speech(real_speech) / READ_SPEECH)
+    manifest = default_real_speech(real_speech) / READ_SPEECH
+    rows = read_manifest(manifest)
+    if half is not None:
+        from .real_speech import sentence_halves
+
+        halves = sentence_halves([row["text"] for row in rows])
+        rows = [row for row in rows if halves[row["text"]] == half]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     clips = [load_audio(rows[k]["audio"]) for k in order]

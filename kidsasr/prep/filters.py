@@ -31,10 +31,12 @@ REASONS = {
     "bad_audio": "audio file corrupt, empty or undecodable",
     "truncated_audio": "sentence lies beyond the end of the audio",
     "format_mismatch": "audio sample rate or channel count is not the corpus's",
+    "not_reviewed": "a cue of a reviewed episode that its edit log does not list as reviewed",
     "reader_other": "other problem reported by the reader",
 }
 
 _READER_PATTERNS = [  # first match wins; matched against the reader's reason text
+    ("not_reviewed", re.compile(r"^not reviewed")),
     ("truncated_audio", re.compile(r"beyond the audio|truncat", re.I)),
     ("missing_label", re.compile(r"without a label", re.I)),
     ("missing_audio", re.compile(r"no audio file|stem", re.I)),

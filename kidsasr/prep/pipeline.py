@@ -20,11 +20,12 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..audio import AudioError
 from ..constants import SAMPLE_RATE
 from ..corpus.reader import Episode, ReadReport, Sentence
+from ..corpus.reviewed import SOURCE as REVIEW_SOURCE
 from ..fileio import write_json_atomic
 from ..manifest import Utterance
 from .cleaning import EpisodeSignal, analyse, flac_bytes, normalise, segment_quality
@@ -35,17 +36,19 @@ from .output import dataset_row, write_parquet
 from .splits import EpisodeKey, SplitConfig, assign_splits
 
 
-def read_stage(corpus: Path, limit_hours: float | None) -> tuple[list[Episode], ReadReport]:
+def read_stage(corpora: Path | Sequence[Path], limit_hours: float | None) -> tuple[list[Episode], ReadReport]:
+    """Every episode of one corpus or several (each in any layout `read_any` knows), up to `limit_hours`."""
     from ..corpus.related import read_any
 
     report = ReadReport()
     episodes: list[Episode] = []
     hours = 0.0
-    for episode in read_any(corpus, report):
-        episodes.append(episode)
-        hours += float(episode.metadata.get("duration_s") or 0.0) / 3600
-        if limit_hours is not None and hours >= limit_hours:
-            break
+    for corpus in [corpora] if isinstance(corpora, (str, Path)) else corpora:
+        for episode in read_any(corpus, report):
+            episodes.append(episode)
+            hours += float(episode.metadata.get("duration_s") or 0.0) / 3600
+            if limit_hours is not None and hours >= limit_hours:
+                return episodes, report
     return episodes, report
 
 
@@ -54,8 +57,12 @@ def _labelled_hours(episode: Episode) -> float:
 
 
 def split_stage(episodes: list[Episode], config: SplitConfig) -> dict[str, str]:
-    keys = [EpisodeKey(e.id, e.program, e.category, _labelled_hours(e) or 1e-6) for e in episodes]
-    return assign_splits(keys, config)
+    """Episode id -> split. Reviewed episodes (`kidsasr review`) always train: their text began as a model's
+    output, so scoring on them would flatter it; the other sources are split by kidsasr.prep.splits."""
+    reviewed = {e.id for e in episodes if e.metadata.get("source") == REVIEW_SOURCE}
+    keys = [EpisodeKey(e.id, e.program, e.category, _labelled_hours(e) or 1e-6) for e in episodes
+            if e.id not in reviewed]
+    return {**assign_splits(keys, config), **dict.fromkeys(reviewed, "train")}
 
 
 def reader_rejections(report: ReadReport) -> list[dict]:
@@ -217,7 +224,7 @@ def process_episode(task: ShardTask) -> str:
             speaker_role=speaker.role if speaker else None, age_group=speaker.age_group if speaker else None,
             sex=speaker.sex if speaker else None, condition=quality.condition,
             confidence=None if confidence is None else round(float(confidence), 4),
-            label_start=sentence.start, label_end=sentence.end)
+            label_start=sentence.start, label_end=sentence.end, source=episode.metadata.get("source"))
         row = utterance.to_row()
         row["quality"] = {"speech_ratio": round(quality.speech_ratio, 3), "snr_db": round(quality.snr_db, 1),
                           "clipped_fraction": round(quality.clipped_fraction, 5), "gain_db": round(gain_db, 2)}

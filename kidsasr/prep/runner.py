@@ -10,6 +10,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from ..fileio import write_json_atomic, write_text_atomic
 from .config import ALIGNERS, PrepConfig, config_fingerprint, load_config
@@ -60,7 +61,9 @@ def _single_thread() -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="data_prep/config.yaml", help="YAML config (default: %(default)s)")
-    parser.add_argument("--corpus", required=True, help="corpus folder, folder of zip parts, or one zip")
+    parser.add_argument("--corpus", required=True, action="append",
+                        help="corpus folder, folder of zip parts, or one zip; or a folder of episodes reviewed with "
+                             "`kidsasr review`; repeat to read several sources into one output")
     parser.add_argument("--out", required=True, help="output folder (resumable: rerun to finish a killed run)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     parser.add_argument("--ray-address", default=None,
@@ -69,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-hours", type=float, default=None, help="stop reading after this much audio")
 
 
-def prepare(corpus: str | os.PathLike, out: str | os.PathLike, config: PrepConfig, workers: int = 1,
-            ray_address: str | None = None, limit_hours: float | None = None) -> dict:
-    """Run all stages; returns the report dict."""
+def prepare(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, config: PrepConfig,
+            workers: int = 1, ray_address: str | None = None, limit_hours: float | None = None) -> dict:
+    """Run all stages over one corpus or several; returns the report dict."""
     out = Path(out)
     work = out / "work"
     fingerprint = config_fingerprint(config)
@@ -82,8 +85,9 @@ def prepare(corpus: str | os.PathLike, out: str | os.PathLike, config: PrepConfi
     work.mkdir(parents=True, exist_ok=True)
     write_text_atomic(stamp, fingerprint + "\n")
 
-    print(f"prep [1/5 read] {corpus}", file=sys.stderr)
-    episodes, read = read_stage(Path(corpus), limit_hours)
+    corpora = [Path(corpus)] if isinstance(corpus, (str, os.PathLike)) else [Path(c) for c in corpus]
+    print(f"prep [1/5 read] {', '.join(map(str, corpora))}", file=sys.stderr)
+    episodes, read = read_stage(corpora, limit_hours)
     print(f"prep [2/5 split] {len(episodes)} episodes", file=sys.stderr)
     assignment = split_stage(episodes, config.splits)
     grouped_by = grouping([EpisodeKey(e.id, e.program, e.category, 0.0) for e in episodes], config.splits)

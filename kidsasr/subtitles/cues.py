@@ -618,8 +618,14 @@ def cues_json_path(subtitle_path: str | os.PathLike) -> Path:
 
 
 def write_cues_json(cues: Sequence[Cue], path: str | os.PathLike, style: Style,
-                    speech_regions: Sequence[tuple[float, float]] | None = None, **extra: Any) -> list[list[str]]:
-    """The review side file: each cue with its confidence, weakest word, words and rule violations (returned)."""
+                    speech_regions: Sequence[tuple[float, float]] | None = None,
+                    details: Sequence[dict] | None = None, calibration: Any = None, **extra: Any) -> list[list[str]]:
+    """The review side file: each cue with its confidence, weakest word, words and rule violations (returned).
+
+    `details`: per cue, what the decoder said about its speech (kidsasr.review.calibration.decoder_details).
+    `calibration` (a kidsasr.review.calibration.Calibration): each cue's estimated error probability, and `weak`
+    when it reaches the calibration's threshold; without one, a cue is weak below WEAK_CONFIDENCE.
+    """
     problems = check_cues(cues, style, speech_regions)
     rows = []
     for number, (cue, issues) in enumerate(zip(cues, problems), 1):
@@ -630,8 +636,19 @@ def write_cues_json(cues: Sequence[Cue], path: str | os.PathLike, style: Style,
             "words": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(w).items()}
                       for w in cue.words],
         })
+        if details is not None:
+            rows[-1]["decoder"] = details[number - 1]
+    scoring: dict[str, Any] = {"weak_threshold": WEAK_CONFIDENCE}
+    if calibration is not None and rows:
+        from ..review.calibration import cue_features
+
+        error = calibration.error_probability([cue_features(r) for r in rows])
+        for row, p in zip(rows, error):
+            row["error_probability"], row["weak"] = round(float(p), 4), bool(p >= calibration.threshold)
+        scoring = {"weak_threshold": WEAK_CONFIDENCE, "error_threshold": round(calibration.threshold, 4),
+                   "calibration": calibration.model}
     regions = None if speech_regions is None else [[round(s, 3), round(e, 3)] for s, e in speech_regions]
-    write_json_atomic(path, {**extra, "style": asdict(style), "weak_threshold": WEAK_CONFIDENCE,
+    write_json_atomic(path, {**extra, "style": asdict(style), **scoring,
                              "cues_with_violations": sum(bool(p) for p in problems), "speech_regions": regions,
                              "cues": rows})
     return problems

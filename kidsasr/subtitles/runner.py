@@ -35,6 +35,7 @@ from ..audio import AudioError, audio_info
 from ..constants import DEFAULT_MODEL
 from ..fileio import write_json_atomic
 from ..asr.vad import VadOptions
+from ..review.calibration import Calibration, decoder_details, find_calibration
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json
 from .frames import SUPPORTED_FPS
 from .writers import FORMATS, SUFFIXES, format_of, write_subtitles
@@ -101,8 +102,10 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         transcript = transcribe_long(path, recognizer, word_timestamps=True, vad_options=options.vad,
                                      progress=progress)
         cues = build_cues(transcript.words, style, transcript.speech_regions)
+        details = [decoder_details(c.speech_start, c.speech_end, transcript.segments) for c in cues]
         problems = write_cues_json(
-            cues, cues_json_path(out), style, transcript.speech_regions, source=str(path),
+            cues, cues_json_path(out), style, transcript.speech_regions, details, _calibration(recognizer),
+            source=str(path),
             model=getattr(recognizer, "name", type(recognizer).__name__), kidsasr=__version__,
             duration=round(transcript.duration, 3),
             dropped=[{"start": round(d.start, 3), "end": round(d.end, 3), "text": d.text, "reason": d.reason}
@@ -119,6 +122,12 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
     return Result(str(path), str(out), "done", cues=len(cues), cues_with_violations=sum(bool(p) for p in problems),
                   dropped=len(transcript.dropped), audio_seconds=round(transcript.duration, 3),
                   wall_seconds=round(time.perf_counter() - began, 3))
+
+
+def _calibration(recognizer) -> Calibration | None:
+    """The recogniser's confidence calibration (kidsasr calibrate), when its model has one."""
+    found = find_calibration(getattr(recognizer, "name", "").split(":", 1)[-1])  # "ct2:PATH" -> PATH
+    return Calibration.load(found) if found else None
 
 
 def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike, suffix: str = ".vtt"

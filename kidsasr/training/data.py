@@ -109,6 +109,23 @@ def load_training_split(recipe: Recipe, split: str, tokenizer=None, limit: int =
     return SplitData(split, ds, read, reasons)
 
 
+def weigh_reviewed(recipe: Recipe, train: SplitData, verbose: bool = True) -> SplitData:
+    """The training split with each reviewed utterance (manifest source "review") repeated
+    `data.review_weight` times in all."""
+    import datasets
+
+    weight, ds = recipe.data.review_weight, train.dataset
+    if weight == 1 or "source" not in ds.column_names:
+        return train
+    reviewed = ds.filter(lambda source: source == "review", input_columns="source")
+    if len(reviewed) == 0:
+        return train
+    if verbose:
+        print(f"data: {len(reviewed)} reviewed utterances weighted x{weight}")
+    return SplitData(train.name, datasets.concatenate_datasets([ds] + [reviewed] * (weight - 1)), train.read,
+                     train.rejected)
+
+
 def add_bank_speech(recipe: Recipe, train: SplitData, held_out: list[str], cache_dir: Path,
                     verbose: bool = True) -> SplitData:
     """The training split plus `augment.bank_sentences` utterances spoken from the text bank (kidsasr.training.augment),

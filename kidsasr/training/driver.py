@@ -47,7 +47,8 @@ from ..fileio import write_json_atomic, write_text_atomic
 from ..manifest import load_split
 from .augment import Augmenter
 from .collators import CTCCollator, ClipSource, WhisperCollator
-from .data import SplitData, add_bank_speech, build_vocab, describe, from_units, load_training_split
+from .data import (SplitData, add_bank_speech, build_vocab, describe, from_units, load_training_split,
+                   weigh_reviewed)
 from .encoder_cache import CachedEncoderTrainer, cache_states, collate_cached
 from .model_card import write_model_card
 from .packed import PackedAudioTrainer, WindowCollator, audio_windows, packs_audio
@@ -235,6 +236,7 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         for split in splits.values():
             if main:
                 print("data: " + describe(split))
+        splits["train"] = weigh_reviewed(recipe, splits["train"], verbose=main)
         if recipe.augment.enabled and recipe.augment.bank_sentences:
             held_out = [text for name in (recipe.data.dev_split, recipe.data.test_split)
                         if any((Path(recipe.data.prep_dir) / "dataset" / name).glob("*.parquet"))

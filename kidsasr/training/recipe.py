@@ -66,6 +66,9 @@ class DataConfig:
     pack_gap: float = 0.3  # silence between packed utterances, seconds
     max_dev_utterances: int = 0  # 0 = the whole dev split
     max_test_utterances: int = 0  # 0 = the whole test split
+    # each training utterance from subtitles reviewed in `kidsasr review` (manifest source "review") is seen this
+    # many times per epoch; 1 weighs it like any other utterance
+    review_weight: int = 1
 
 
 @dataclass
@@ -181,6 +184,7 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     need(d.pack_gap >= 0, "data.pack_gap", "must be >= 0", d.pack_gap)
     need(d.max_dev_utterances >= 0, "data.max_dev_utterances", "must be >= 0", d.max_dev_utterances)
     need(d.max_test_utterances >= 0, "data.max_test_utterances", "must be >= 0", d.max_test_utterances)
+    need(d.review_weight >= 1, "data.review_weight", "must be >= 1", d.review_weight)
     if check_data:  # the files the recipe reads: a start model made by another recipe may not exist yet
         looks_local = m.name_or_path.startswith((".", "/", "~")) or m.name_or_path.count("/") > 1
         need(not looks_local or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
