@@ -17,7 +17,7 @@ import pytest
 
 from kidsasr.audio import write_wav
 from kidsasr.cli import main
-from kidsasr.corpus import ReadReport, read_corpus
+from kidsasr.corpus.reader import ReadReport, read_corpus
 
 from test_corpus import label, sent, tone
 
@@ -154,7 +154,7 @@ def test_unusable_corpus_or_config_writes_nothing(tmp_path, capsys, what):
 
 
 def test_config_accepts_every_yaml_number_spelling(tmp_path):
-    from kidsasr.prep import load_config
+    from kidsasr.prep.config import load_config
 
     path = tmp_path / "c.yaml"
     path.write_text("filters:\n  min_duration: 5e-1\n  max_duration: 3.0e+1\ncleaning:\n  target_dbfs: -23\n")

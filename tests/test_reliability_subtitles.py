@@ -19,8 +19,8 @@ import soundfile as sf
 import webvtt
 
 from kidsasr.cli import main
-from kidsasr.cues import load_style
-from kidsasr.subtitles import SUMMARY_NAME, find_episodes, subtitle_file
+from kidsasr.subtitles.cues import load_style
+from kidsasr.subtitles.runner import SUMMARY_NAME, find_episodes, subtitle_file
 
 from test_models import espeak, make_tiny_ctc
 
@@ -231,7 +231,7 @@ def test_a_model_folder_that_does_not_exist_is_named(tmp_path, speech_wav, capsy
 
 
 def test_a_whole_file_is_done_not_partial(speech_wav, tiny_ctc, tmp_path):
-    from kidsasr.models import load_recognizer
+    from kidsasr.asr.models import load_recognizer
 
     result = subtitle_file(speech_wav, tmp_path / "s.vtt", load_recognizer(str(tiny_ctc), backend="ctc"))
     assert result.status == "done" and result.reason == ""

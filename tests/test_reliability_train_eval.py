@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kidsasr.cli import main
-from kidsasr.recipe import RecipeError, load_recipe
+from kidsasr.training.recipe import RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "demo_cpu.yaml"

@@ -54,6 +54,12 @@ _SHORT_PAUSE = 0.2
 _SENTENCE_INSIDE_COST = 0.4
 
 
+# Beyond these no screen or viewer can follow; a value past them is a typo, refused when the style is read
+# rather than after an hour of decoding.
+STYLE_LIMITS = {"max_lines": 5, "max_line_width": 100.0, "min_duration": 30.0, "max_duration": 30.0,
+                "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0}
+
+
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -70,6 +76,9 @@ class Style:
     def __post_init__(self) -> None:
         if self.max_lines < 1:
             raise ValueError(f"style {self.name}: max_lines must be at least 1")
+        for key, limit in STYLE_LIMITS.items():
+            if getattr(self, key) > limit:
+                raise ValueError(f"style {self.name}: {key} must be at most {limit:g} (got {getattr(self, key):g})")
         for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"style {self.name}: {key} must be positive")
@@ -103,6 +112,8 @@ def load_style(name_or_path: str | os.PathLike = "kids") -> Style:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{path}: {key} must be a non-negative number, got {value!r}")
+        if key == "max_lines" and value != int(value):
+            raise ValueError(f"{path}: max_lines must be a whole number, got {value!r}")
         values[key] = int(value) if key == "max_lines" else float(value)
     try:
         return Style(**values)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from ..asr.export import looks_local
+
 MODEL_FAMILIES = ("whisper", "wav2vec2")
 VOCAB_UNITS = ("syllable", "jamo")
 TEXT_FIELDS = ("text", "text_pron")
@@ -222,8 +224,7 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     need(d.max_dev_utterances >= 0, "data.max_dev_utterances", "must be >= 0", d.max_dev_utterances)
     need(d.max_test_utterances >= 0, "data.max_test_utterances", "must be >= 0", d.max_test_utterances)
     if check_data:  # the files the recipe reads: a start model made by another recipe may not exist yet
-        looks_local = m.name_or_path.startswith((".", "/", "~")) or m.name_or_path.count("/") > 1
-        need(not looks_local or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
+        need(not looks_local(m.name_or_path) or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
              "no such folder", m.name_or_path)
         prep = Path(d.prep_dir)
         need(prep.is_dir(), "data.prep_dir", "no such folder (run `kidsasr prep` or pass --data)", d.prep_dir)
