@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,10 @@ def _from_dict(cls: type, data: Any, where: str):
         default = getattr(cls(), name)
         if dataclasses.is_dataclass(default):
             values[name] = _from_dict(type(default), value, f"{where}.{name}")
-        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        elif isinstance(default, (int, float)) and not isinstance(default, bool) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{where}.{name}: expected a number (got {value!r})")
+        elif isinstance(default, float) and isinstance(value, int):
             values[name] = float(value)
         else:
             values[name] = value
@@ -67,8 +71,12 @@ def load_config(path: str | os.PathLike) -> PrepConfig:
     """YAML -> PrepConfig; a key the dataclasses do not know is an error naming it."""
     import yaml
 
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
     config = _from_dict(PrepConfig, data, str(path))
     if config.alignment.aligner not in ALIGNERS:
         raise ValueError(f"{path}: alignment.aligner must be one of {ALIGNERS}, not {config.alignment.aligner!r}")

@@ -9,6 +9,7 @@ Unknown keys, wrong types, impossible values and missing files raise RecipeError
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,12 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
             raise RecipeError(f"{where}: {key}: {rule} (got {value!r})")
 
     m, d, a, t, e = recipe.model, recipe.data, recipe.augment, recipe.train, recipe.export
+    for prefix in ("model", "data", "augment", "train", "export"):  # .inf and .nan are YAML numbers; none fits
+        for f in dataclasses.fields(getattr(recipe, prefix)):
+            value = getattr(getattr(recipe, prefix), f.name)
+            numbers = value if isinstance(value, list) else [value]
+            need(all(math.isfinite(v) for v in numbers if isinstance(v, float)), f"{prefix}.{f.name}",
+                 "must be finite", value)
     need(m.family in MODEL_FAMILIES, "model.family", f"must be one of {MODEL_FAMILIES}", m.family)
     need(bool(m.name_or_path), "model.name_or_path", "must name a model", m.name_or_path)
     need(m.vocab_unit in VOCAB_UNITS, "model.vocab_unit", f"must be one of {VOCAB_UNITS}", m.vocab_unit)
@@ -230,8 +237,11 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
         need(prep.is_dir(), "data.prep_dir", "no such folder (run `kidsasr prep` or pass --data)", d.prep_dir)
         for key in ("train_split", "dev_split"):
             split = getattr(d, key)
-            need(any((prep / "dataset" / split).glob("*.parquet")), f"data.{key}",
-                 f"no parquet shards under {prep / 'dataset' / split}", split)
+            shards = sorted((prep / "dataset" / split).glob("*.parquet"))
+            need(bool(shards), f"data.{key}", f"no parquet shards under {prep / 'dataset' / split}: no utterances to "
+                                              f"use (see {prep / 'report.md'})", split)
+            need(split_rows(shards) > 0, f"data.{key}", f"no utterances in the parquet shards under "
+                                                        f"{prep / 'dataset' / split} (see {prep / 'report.md'})", split)
 
     need(a.copies >= 1, "augment.copies", "must be >= 1", a.copies)
     need(a.bank_sentences >= 0, "augment.bank_sentences", "must be >= 0", a.bank_sentences)
@@ -271,6 +281,13 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     return recipe
 
 
+def split_rows(shards: list[Path]) -> int:
+    """Rows in a split's parquet shards, from their footers (nothing is decoded)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards)
+
+
 def parse_override(text: str) -> tuple[list[str], object]:
     """`train.max_steps=20` -> (["train", "max_steps"], 20); the value is read as YAML."""
     if "=" not in text:
@@ -289,8 +306,12 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), c
         raise RecipeError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(values, dict):
         raise RecipeError(f"{path}: expected a mapping of sections at the top level")
+    sections = {f.name for f in dataclasses.fields(Recipe) if f.default_factory is not dataclasses.MISSING}
     for text in overrides:
         keys, value = parse_override(text)
+        if len(keys) == 1 and keys[0] in sections and not isinstance(value, dict):
+            raise RecipeError(f"override {text!r}: {keys[0]} is a section; set one of its keys "
+                              f"({keys[0]}.KEY=VALUE)")
         node = values
         for k in keys[:-1]:
             node = node.setdefault(k, {})
