@@ -79,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{_slug(model_name)}-{args.split}"
     out = Path(args.out or REPO_ROOT / "eval" / "results" / run_name)
     baseline_name = args.baseline or (DEFAULT_BASELINE if args.model and not args.baseline_hyps else None)
-    if baseline_name == "none" or (baseline_name == args.model and args.baseline_backend == args.backend):
+    if baseline_name == "none" or (baseline_name is not None and baseline_name == args.model
+                                   and args.baseline_backend == args.backend):
         if baseline_name != "none":
             print(f"note: the model is the baseline ({baseline_name}, backend {args.backend}); scoring it alone")
         baseline_name = None
