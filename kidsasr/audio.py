@@ -19,7 +19,8 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
+from .constants import SAMPLE_RATE
+
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga"}
 PCM_SUFFIXES = {".pcm", ".raw"}
 

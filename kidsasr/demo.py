@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import main as kidsasr_main
+from .constants import DEFAULT_MODEL
 from .fileio import read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, default=Path("work"), help="folder for every stage's output")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated demo corpus")
     parser.add_argument("--recipe", type=Path, default=REPO / "recipes" / "demo_cpu.yaml")
-    parser.add_argument("--baseline", default="openai/whisper-base", help="zero-shot model the demo compares with")
+    parser.add_argument("--baseline", default=DEFAULT_MODEL, help="zero-shot model the demo compares with")
 
 
 def test_episode(prep_dir: Path) -> str:

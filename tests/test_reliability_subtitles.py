@@ -180,7 +180,7 @@ def test_arrow_in_an_input_name_does_not_reach_the_vtt(tmp_path, speech_wav, tin
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("max_lines", "1000000000", "max_lines must be at most"), ("max_lines", "2.7", "max_lines must be a whole number"),
+    ("max_lines", "1000000000", "max_lines must be at most"), ("max_lines", "2.7", "max_lines: expected an integer"),
     ("max_line_width", "1.0e+300", "max_line_width must be at most"),
     ("max_line_width", "1e300", "max_line_width must be at most"),
     ("max_duration", "1.0e+9", "max_duration must be at most"), ("max_cps", "1.0e+12", "max_cps must be at most"),

@@ -14,11 +14,13 @@ keeps a low share, and speech over a quiet music bed keeps most of its energy ou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..constants import SAMPLE_RATE
+
 FRAME = 512  # silero-vad's window at 16 kHz
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 CONTEXT = 64  # samples of the previous frame silero-vad prepends
@@ -35,6 +37,19 @@ class VadOptions:
     speech_pad_ms: int = 100
 
 
+@lru_cache(maxsize=1)
+def _session():
+    """One single-threaded ONNX Runtime session per process (it holds no state between calls)."""
+    import onnxruntime as ort
+    import silero_vad
+
+    session_options = ort.SessionOptions()
+    session_options.inter_op_num_threads = 1
+    session_options.intra_op_num_threads = 1
+    model = Path(silero_vad.__file__).parent / "data" / "silero_vad_16k_sequence.onnx"
+    return ort.InferenceSession(str(model), sess_options=session_options, providers=["CPUExecutionProvider"])
+
+
 class SpeechDetector:
     """Streaming silero-vad: feed consecutive chunks, then ask for the regions.
 
@@ -43,16 +58,8 @@ class SpeechDetector:
     """
 
     def __init__(self, options: VadOptions | None = None):
-        import onnxruntime as ort
-        import silero_vad
-
         self.options = options or VadOptions()
-        session_options = ort.SessionOptions()
-        session_options.inter_op_num_threads = 1
-        session_options.intra_op_num_threads = 1
-        model = Path(silero_vad.__file__).parent / "data" / "silero_vad_16k_sequence.onnx"
-        self.session = ort.InferenceSession(str(model), sess_options=session_options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = _session()
         self._state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
@@ -78,12 +85,16 @@ class SpeechDetector:
 
     def finish(self) -> list[tuple[float, float]]:
         """Flush the last partial frame and return speech regions in seconds."""
+        self.flush()
+        return regions_from_probs(self.probs, self.samples, self.options)
+
+    def flush(self) -> None:
+        """Score the last partial frame (zero-padded): every sample fed so far then has its frame's probability."""
         if self._pending.size:
             tail = np.zeros((1, FRAME), dtype=np.float32)
             tail[0, : self._pending.size] = self._pending
             self._run(tail)
             self._pending = np.zeros(0, dtype=np.float32)
-        return regions_from_probs(self.probs, self.samples, self.options)
 
     def mean_prob(self, start: float, end: float) -> float:
         """Mean speech probability of the frames inside [start, end)."""
@@ -103,6 +114,14 @@ def regions_from_probs(probs: list[float], samples: int, options: VadOptions | N
         min_silence_duration_ms=o.min_silence_duration_ms, speech_pad_ms=o.speech_pad_ms,
         audio_length_samples=samples)
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+def speech_probabilities(audio: np.ndarray) -> np.ndarray:
+    """silero-vad's speech probability of every 512-sample frame of an in-memory clip (last frame zero-padded)."""
+    detector = SpeechDetector()
+    detector.feed(audio)
+    detector.flush()
+    return np.asarray(detector.probs, dtype=np.float32)
 
 
 def speech_regions(audio: np.ndarray, options: VadOptions | None = None) -> list[tuple[float, float]]:

@@ -17,7 +17,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, AudioInfo, audio_info, load_audio
+from ..audio import AudioInfo, audio_info, load_audio
+from ..constants import SAMPLE_RATE
 
 CATEGORIES = ("미취학 아동 발달 교육", "어린이 교육", "어린이 드라마", "어린이 예능")
 
@@ -336,7 +337,7 @@ def speaker_from_fields(speaker_id: str, role: object, age: object, sex: object)
     return Speaker(speaker_id, role_name, age_group, sex_name)
 
 
-def parse_label(source: _LabelSource, audio: AudioRef | None, report: ReadReport,
+def read_label_file(source: _LabelSource, audio: AudioRef | None, report: ReadReport,
                 no_audio: str | None = None) -> Episode | None:
     """Parse and validate one 71502 label; problems go to `report`, good sentences are kept.
 
@@ -429,7 +430,7 @@ def read_corpus(root: str | Path, report: ReadReport | None = None) -> Iterator[
         chosen, why = pick_audio(source, audio.get(source.stem, []))
         if chosen is not None:
             used.add(str(chosen))
-        episode = parse_label(source, chosen, report, why)
+        episode = read_label_file(source, chosen, report, why)
         if episode is None:
             continue
         if episode.id in first_label:  # ids name utterances in every output: one episode per id

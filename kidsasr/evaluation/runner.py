@@ -18,19 +18,18 @@ import re
 import sys
 from pathlib import Path
 
+from ..constants import DEFAULT_MODEL
 from . import metrics
 from .inputs import EvalInputError, align_hypotheses, load_references, read_hypotheses
 from .reports import REPO_ROOT, format_ci, format_pct, git_commit, load_published_baselines, write_outputs
 from .scoring import evaluate
 from .transcription import transcribe_split
 
-DEFAULT_BASELINE = "openai/whisper-base"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Whisper or wav2vec2 CTC model: Hugging Face id, HF folder or CT2 folder")
     parser.add_argument("--baseline", default=None,
-                        help=f"zero-shot baseline scored in the same run (default {DEFAULT_BASELINE} when --model "
+                        help=f"zero-shot baseline scored in the same run (default {DEFAULT_MODEL} when --model "
                              "is given; 'none' to skip)")
     parser.add_argument("--data", help="prep output folder (dataset/<split>/*.parquet) or a manifest .jsonl")
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
@@ -78,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     model_name = args.model or args.hyps
     run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{_slug(model_name)}-{args.split}"
     out = Path(args.out or REPO_ROOT / "eval" / "results" / run_name)
-    baseline_name = args.baseline or (DEFAULT_BASELINE if args.model and not args.baseline_hyps else None)
+    baseline_name = args.baseline or (DEFAULT_MODEL if args.model and not args.baseline_hyps else None)
     if baseline_name == "none" or (baseline_name is not None and baseline_name == args.model
                                    and args.baseline_backend == args.backend):
         if baseline_name != "none":

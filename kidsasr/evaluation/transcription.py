@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..constants import SAMPLE_RATE
 from ..manifest import decode_audio, load_split
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def _transcribe_rows(recognizer: Recognizer, ids: list[str], cells: list[dict], 
             failures[ids[0]] = f"{type(e).__name__}: {e}"
             return []
         return [row for uid, cell in zip(ids, cells) for row in _transcribe_rows(recognizer, [uid], [cell], failures)]
-    return [{"id": uid, "text": hyp.text, "audio_seconds": len(clip) / 16000, "compute_seconds": seconds}
+    return [{"id": uid, "text": hyp.text, "audio_seconds": len(clip) / SAMPLE_RATE, "compute_seconds": seconds}
             for uid, clip, hyp in zip(ids, clips, hyps)]
 
 

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
+from .. import config
 from ..fileio import atomic_path, write_json_atomic
 
 STYLES_DIR = Path(__file__).resolve().parents[2] / "subtitle" / "styles"
@@ -74,6 +75,10 @@ class Style:
     max_lead: float = 0.125
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "name" and value < 0:
+                raise ValueError(f"style {self.name}: {f.name} must be a non-negative number, got {value!r}")
         if self.max_lines < 1:
             raise ValueError(f"style {self.name}: max_lines must be at least 1")
         for key, limit in STYLE_LIMITS.items():
@@ -88,37 +93,20 @@ class Style:
 
 def load_style(name_or_path: str | os.PathLike = "kids") -> Style:
     """A built-in profile by name (`kids`, `adult`: `subtitle/styles/<name>.yaml`) or a YAML file of your own."""
-    import yaml
-
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml") and not path.is_file():
         path = STYLES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         built_in = ", ".join(sorted(p.stem for p in STYLES_DIR.glob("*.yaml"))) or "none found"
         raise ValueError(f"style {str(name_or_path)!r}: no file {path} (built-in styles: {built_in})")
+    values = config.read_yaml(path)
+    values.setdefault("name", path.stem)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a style is a mapping of rule names to numbers")
-    known = {f.name for f in fields(Style)}
-    unknown = sorted(set(map(str, data)) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown style keys {unknown} (known: {sorted(known)})")
-    values: dict[str, Any] = {"name": str(data.get("name", path.stem))}
-    for key, value in data.items():
-        if key == "name":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{path}: {key} must be a non-negative number, got {value!r}")
-        if key == "max_lines" and value != int(value):
-            raise ValueError(f"{path}: max_lines must be a whole number, got {value!r}")
-        values[key] = int(value) if key == "max_lines" else float(value)
-    try:
-        return Style(**values)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        return config.from_mapping(Style, values, str(path))
+    except config.ConfigError:
+        raise
+    except ValueError as e:  # a rule between keys (Style.__post_init__)
+        raise config.ConfigError(f"{path}: {e}") from e
 
 
 def _char_width(ch: str) -> float:

@@ -34,10 +34,10 @@ from typing import Iterable, Iterator
 
 from .. import __version__
 from ..audio import AudioError, audio_info, declared_duration
+from ..constants import DEFAULT_MODEL
 from ..fileio import BusyError, check_writable, remove_stale_parts, run_lock, write_json_atomic
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json, write_srt, write_vtt
 
-DEFAULT_MODEL = "openai/whisper-base"
 SUMMARY_NAME = "subtitle-summary.json"
 # what ffmpeg commonly reads; other files in a folder are listed as ignored, not silently dropped
 MEDIA_SUFFIXES = frozenset({
