@@ -147,8 +147,8 @@ def test_unusable_corpus_or_config_writes_nothing(tmp_path, capsys, what):
     assert message.startswith("kidsasr prep: ") and "Traceback" not in err
     expected = {"missing corpus": f"{corpus}: corpus folder or zip not found",
                 "empty corpus": f"{corpus}: no labels or audio found",
-                "missing config": f"{config}: config file not found",
-                "unknown key": "unknown key 'min_durations'",
+                "missing config": f"{config}: file not found",
+                "unknown key": "filters.min_durations: unknown key",
                 "bad number": "filters.min_duration"}[what]
     assert expected in message
 
