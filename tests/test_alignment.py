@@ -227,6 +227,11 @@ def test_vad_aligner_snaps_label_edges_to_speech(tiny_corpus):
     report = measure_corpus(tiny_corpus, load_aligner("vad"), limit=4)
     assert report["sentences"] >= 4
     assert report["all"]["after"]["mean_abs_error"] <= report["all"]["before"]["mean_abs_error"] + 0.05
+    # the jittered labels (edges moved 0.1-0.5 s) are the ones snapping must fix: it does, or this fails
+    jittered = report["jittered"]
+    assert jittered["before"]["n"] >= 2 and jittered["before"]["within_tolerance"] <= 0.25
+    assert jittered["after"]["mean_abs_error"] < 0.5 * jittered["before"]["mean_abs_error"]
+    assert jittered["after"]["within_tolerance"] >= 0.75
 
 
 def test_unknown_aligner_kind_is_refused():
