@@ -137,19 +137,11 @@ def speech_edges(audio: np.ndarray) -> list[tuple[float, float]]:
     """silero-vad speech regions (s) tuned for edges rather than for cutting clips: pauses of 100 ms split regions,
     10 ms padding, and speech ends as soon as its probability drops under the onset threshold (silero's default
     hysteresis keeps speech going 0.1-0.3 s into a music bed)."""
-    from silero_vad import get_speech_timestamps_from_probs
+    from ..asr.vad import VadOptions, regions_from_probs, speech_probabilities
 
-    from ..asr.vad import SpeechDetector
-
-    detector = SpeechDetector()
-    detector.feed(audio)
-    detector.finish()
-    if not detector.probs:
-        return []
-    stamps = get_speech_timestamps_from_probs(
-        detector.probs, sampling_rate=SAMPLE_RATE, threshold=0.5, neg_threshold=0.5, min_speech_duration_ms=150,
-        min_silence_duration_ms=100, speech_pad_ms=10, audio_length_samples=audio.size)
-    return [(st["start"] / SAMPLE_RATE, st["end"] / SAMPLE_RATE) for st in stamps]
+    options = VadOptions(threshold=0.5, neg_threshold=0.5, min_speech_duration_ms=150, min_silence_duration_ms=100,
+                         speech_pad_ms=10)
+    return regions_from_probs(speech_probabilities(audio).tolist(), audio.size, options)
 
 
 def _refuse_unalignable(items: Sequence[AlignItem], duration: float) -> tuple[list[Alignment | None], list[AlignItem]]:

@@ -1,6 +1,6 @@
 """Subtitle cues from timed words: segmentation, line breaking, timing, rule checks, WebVTT/SRT output.
 
-Pure functions, no models. A style profile (`subtitle/styles/*.yaml`) holds the numbers. The steps:
+Pure functions, no models. A style profile (`kidsasr/subtitles/styles/*.yaml`) holds the numbers. The steps:
 
 1. words -> spacing units: each recognised word is one Korean spacing unit (eojeol) or one Latin word, and a
    line or cue break only ever falls between two of them (`3개월` and `학교에서` are never cut). Words without
@@ -36,7 +36,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from .. import config
 from ..fileio import atomic_path, write_json_atomic
 
-STYLES_DIR = Path(__file__).resolve().parents[2] / "subtitle" / "styles"
+STYLES_DIR = Path(__file__).resolve().parent / "styles"  # package data: the built-in profiles
 SENTENCE_END = ".?!…。？！"
 CLAUSE_END = ",;:，、"
 CLOSING = "\"'”’)]}」』》〉"
@@ -92,7 +92,7 @@ class Style:
 
 
 def load_style(name_or_path: str | os.PathLike = "kids") -> Style:
-    """A built-in profile by name (`kids`, `adult`: `subtitle/styles/<name>.yaml`) or a YAML file of your own."""
+    """A built-in profile by name (`kids`, `adult`: `kidsasr/subtitles/styles/<name>.yaml`) or a YAML file."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml") and not path.is_file():
         path = STYLES_DIR / f"{name_or_path}.yaml"

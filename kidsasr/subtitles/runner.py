@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
+from ..asr.export import NeedsFullInstall
 from ..audio import AudioError, audio_info, declared_duration
 from ..constants import DEFAULT_MODEL
 from ..fileio import BusyError, check_writable, remove_stale_parts, run_lock, write_json_atomic
@@ -220,6 +221,9 @@ def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Sty
     if workers <= 1 or len(todo) == 1:
         try:
             recognizer = recognizer or _load(model, backend, device, compute_type)
+        except NeedsFullInstall as e:
+            yield from (Result(str(s), str(t), "failed", str(e)) for s, t in todo)
+            return
         except Exception as e:
             reason = f"model {model!r} could not be loaded: {type(e).__name__}: {e}"
             yield from (Result(str(s), str(t), "failed", reason) for s, t in todo)
@@ -254,9 +258,12 @@ _worker_recognizer = None
 
 def _init_worker(model: str, backend: str, device: str, compute_type: str, threads: int) -> None:
     global _worker_recognizer
-    import torch
-
-    torch.set_num_threads(threads)
+    try:  # the transformers and CTC backends run on torch; the subtitle install (CTranslate2) has none
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(threads)
     _worker_recognizer = _load(model, backend, device, compute_type, num_threads=threads)
 
 
@@ -367,6 +374,9 @@ def _run(args: argparse.Namespace, source: Path) -> int:
               file=sys.stderr)
         try:
             recognizer = _load(args.model, args.backend, args.device, args.compute_type)
+        except NeedsFullInstall as e:
+            print(f"kidsasr subtitle: {e}", file=sys.stderr)
+            return 2
         except Exception as e:
             print(f"kidsasr subtitle: model {args.model!r} could not be loaded: {type(e).__name__}: {e}",
                   file=sys.stderr)
