@@ -140,3 +140,11 @@ def test_hyps_run_does_not_call_the_model_the_baseline(tmp_path, manifest, capsy
     assert main(["eval", "--hyps", str(hyps), "--data", str(manifest), "--results-md", "none", "--bootstrap", "50",
                  "--out", str(tmp_path / "run")]) == 0
     assert "baseline" not in capsys.readouterr().out.split("[3/4]")[0]
+
+
+def test_export_names_a_model_folder_that_does_not_exist(tmp_path, capsys):
+    missing = tmp_path / "no" / "model"
+    assert main(["export", str(missing), "-o", str(tmp_path / "ct2")]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: no such model folder" in err and "Repo id" not in err
+    assert not (tmp_path / "ct2").exists()

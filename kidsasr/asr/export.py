@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..fileio import part_path, remove_stale_parts
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"converting {args.model} to CTranslate2 ({args.quantization}) into {args.out}")
     try:
         out = export_ct2(args.model, args.out, args.quantization)
-    except NeedsFullInstall as e:
-        print(f"kidsasr export: {e}")
+    except (NeedsFullInstall, FileNotFoundError) as e:
+        print(f"kidsasr export: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0
