@@ -191,6 +191,17 @@ def test_ctc_aligner_end_to_end_with_a_tiny_random_model(tiny_wav2vec2):
     long = aligner.align_long(audio, ["가나 다", "라마", "바"])
     assert len(long) == 3
     assert all(a.start <= a.end for a in long)
+    # the plumbing around ctc-segmentation, checked against the pure function on the model's own posteriors: one
+    # frame per 20 ms of audio, and the long-form times are exactly ctc_segment's (no lost offset or frame)
+    posteriors = aligner.log_probs(audio)
+    assert abs(posteriors.shape[0] - audio.size / 320) <= 2 and np.allclose(np.exp(posteriors).sum(axis=1), 1.0,
+                                                                           atol=1e-4)
+    expected = ctc_segment(posteriors, ["가나 다", "라마", "바"], aligner.char_list, aligner.blank,
+                           aligner.index_duration, aligner.word_delimiter)
+    assert [t for a in long for t in (a.start, a.end)] == pytest.approx([t for s, e, _ in expected for t in (s, e)])
+    windowed = aligner.align(audio, items[:2])  # the same windows again: the same times (nothing carried over)
+    again = [t for a in windowed for t in (a.start, a.end)]
+    assert again == pytest.approx([t for a in found[:2] for t in (a.start, a.end)])
     assert all(x.end <= y.start + 1e-6 for x, y in zip(long, long[1:]))
 
 

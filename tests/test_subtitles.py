@@ -182,7 +182,9 @@ def test_whisper_base_subtitles_an_episode_end_to_end(episodes, speech, tmp_path
     for caption, cue in zip(parsed.captions, side["cues"]):
         assert caption.start_time.in_milliseconds() == round(cue["start"] * 1000)
         assert cue["words"] and all(w["start"] >= speech_start for w in cue["words"])
-    assert side["cues"] or side["dropped"]  # zero-shot whisper-base: some words, or guarded loops
+    # zero-shot whisper-base on synthetic speech writes poor Korean, but it writes some: no cues is a failure
+    assert side["cues"], f"no cue for a spoken sentence (dropped: {side['dropped']})"
+    assert all(any("\uac00" <= ch <= "\ud7a3" for ch in "".join(c["lines"])) for c in side["cues"])
     assert side["cues_with_violations"] == sum(bool(c["violations"]) for c in side["cues"])
     if side["cues"]:
         from kidsasr.subtitles.cues import Cue, CueWord
