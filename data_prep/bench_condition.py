@@ -54,7 +54,8 @@ def main() -> int:
     write_json_atomic(work / "bench_condition.json", {"size": args.size, "seeds": args.seeds, "total": total,
                                                        "per_seed": reports, "goal_met": goal})
     if args.results_md != "none":
-        row = (f"| {datetime.date.today()} | {args.size} seeds {', '.join(map(str, args.seeds))} | {total['sentences']} "
+        seeds = ", ".join(map(str, args.seeds))
+        row = (f"| {datetime.date.today()} | {args.size} seeds {seeds} | {total['sentences']} "
                f"| {100 * total['agreement']:.1f}% | "
                + " | ".join(f"{100 * total['recall'][c]:.1f}%" for c in ("clean", "music", "noise")) + " |\n")
         results = Path(args.results_md)
