@@ -209,7 +209,10 @@ def test_ctrl_c_on_a_folder_run_prints_no_traceback_and_keeps_the_summary(tmp_pa
     for k in range(8):
         sf.write(folder / f"ep{k}.wav", long, SR, subtype="PCM_16")
     out = tmp_path / "out"
-    proc = kidsasr_process("subtitle", str(folder), "-o", str(out), "--model", str(tiny_ctc), "--backend", "ctc")
+    # a test run in the background inherits SIGINT ignored (as a shell's `&` leaves it): give the child the default
+    # disposition back, so Python turns Ctrl-C into KeyboardInterrupt as in a terminal
+    proc = kidsasr_process("subtitle", str(folder), "-o", str(out), "--model", str(tiny_ctc), "--backend", "ctc",
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while not list(out.glob("*.vtt")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
