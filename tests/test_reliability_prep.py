@@ -231,3 +231,26 @@ def test_part_files_of_another_host_are_left_alone(tmp_path):
     other_host.write_text("x")
     assert remove_stale_parts(tmp_path) == [ours_dead]
     assert mine.exists() and other_host.exists() and not ours_dead.exists()
+
+
+def test_a_second_prep_on_the_same_out_is_refused_while_the_first_runs(tmp_path, capsys):
+    """The run lock is the kernel's: held by a live process it refuses a second run at once, naming the holder;
+    gone with its holder, so a killed run never leaves a stale lock."""
+    corpus = tmp_path / "corpus"
+    put(corpus, "TS_01", "EP_A", seconds=3.0)
+    put(corpus, "TL_01", "EP_A", doc=label("EP_A", [sent("안녕하세요 여러분.", "0:00:00.500", "0:00:02.000")]))
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from kidsasr.fileio import run_lock\n"
+        f"with run_lock({str(out)!r}, 'prep'):\n"
+        "    print('locked', flush=True); time.sleep(600)\n")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert prep(corpus, out) == 2
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert prep(corpus, out) in (0, 1)  # the killed holder's lock went with it
+    assert (out / "manifest.jsonl").is_file()
