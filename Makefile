@@ -27,7 +27,7 @@ WORKERS  ?= 1
 SEED     ?= 0
 
 .PHONY: setup deps-system demo test synth prep train eval subtitle export \
-        bench-subtitle bench-prep bench-align bench-cues bench-eval bench-train-cpu distil fast clean \
+        bench-subtitle bench-prep bench-align bench-condition bench-cues bench-eval bench-train-cpu distil fast clean \
         gpu-data gpu-pack gpu-check
 
 setup: $(VENV)/.setup-done deps-system
@@ -82,6 +82,9 @@ bench-prep: setup
 
 bench-align: setup
 	$(BIN)/python data_prep/bench_align.py --corpus $(CORPUS)
+
+bench-condition: setup
+	$(BIN)/python data_prep/bench_condition.py
 
 bench-cues: setup
 	$(BIN)/python subtitle/oracle_cues.py

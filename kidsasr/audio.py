@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,37 @@ def audio_info(source: AudioSource) -> AudioInfo:
     if hasattr(source, "read"):
         raise AudioError(source, "cannot read the audio header")
     return _ffprobe_info(source)
+
+
+def declared_duration(path: str | os.PathLike) -> float | None:
+    """Seconds a WAV file's header promises (its data chunk's size over the byte rate), whatever is present.
+
+    None for anything that is not a readable RIFF/WAVE file or whose header leaves the size open (0 or
+    0xFFFFFFFF, as streaming writers leave it). Decoders stop quietly where a truncated file ends; comparing
+    this with the decoded length is how a truncation is noticed.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            byte_rate = None
+            while True:
+                header = f.read(8)
+                if len(header) < 8:
+                    return None
+                chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+                if chunk == b"fmt ":
+                    fmt = f.read(size + size % 2)
+                    byte_rate = struct.unpack("<I", fmt[8:12])[0] if len(fmt) >= 12 else None
+                elif chunk == b"data":
+                    if not byte_rate or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size / byte_rate
+                else:
+                    f.seek(size + size % 2, os.SEEK_CUR)
+    except OSError:
+        return None
 
 
 def _ffprobe_info(path: AudioSource) -> AudioInfo:

@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"kidsasr {command}", description=help_[0].upper() + help_[1:] + ".")
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:  # what each stage finished is kept (atomic writes, done-markers); rerun to resume
+        print(f"\nkidsasr {command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -124,7 +124,10 @@ def apply_overrides(values: dict, overrides: Iterable[str], error: type[ConfigEr
             node = node[k]
             if not isinstance(node, dict):
                 raise error(f"override {text!r}: {k} is not a section")
-        node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(node.get(keys[-1]), dict) and not isinstance(value, dict):  # blame this override, not a later one
+            raise error(f"override {text!r}: {key.strip()} is a section; set one of its keys ({key.strip()}.KEY=VALUE)")
+        node[keys[-1]] = value
     return values
 
 

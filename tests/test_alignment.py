@@ -191,6 +191,17 @@ def test_ctc_aligner_end_to_end_with_a_tiny_random_model(tiny_wav2vec2):
     long = aligner.align_long(audio, ["가나 다", "라마", "바"])
     assert len(long) == 3
     assert all(a.start <= a.end for a in long)
+    # the plumbing around ctc-segmentation, checked against the pure function on the model's own posteriors: one
+    # frame per 20 ms of audio, and the long-form times are exactly ctc_segment's (no lost offset or frame)
+    posteriors = aligner.log_probs(audio)
+    assert abs(posteriors.shape[0] - audio.size / 320) <= 2 and np.allclose(np.exp(posteriors).sum(axis=1), 1.0,
+                                                                           atol=1e-4)
+    expected = ctc_segment(posteriors, ["가나 다", "라마", "바"], aligner.char_list, aligner.blank,
+                           aligner.index_duration, aligner.word_delimiter)
+    assert [t for a in long for t in (a.start, a.end)] == pytest.approx([t for s, e, _ in expected for t in (s, e)])
+    windowed = aligner.align(audio, items[:2])  # the same windows again: the same times (nothing carried over)
+    again = [t for a in windowed for t in (a.start, a.end)]
+    assert again == pytest.approx([t for a in found[:2] for t in (a.start, a.end)])
     assert all(x.end <= y.start + 1e-6 for x, y in zip(long, long[1:]))
 
 
@@ -227,6 +238,11 @@ def test_vad_aligner_snaps_label_edges_to_speech(tiny_corpus):
     report = measure_corpus(tiny_corpus, load_aligner("vad"), limit=4)
     assert report["sentences"] >= 4
     assert report["all"]["after"]["mean_abs_error"] <= report["all"]["before"]["mean_abs_error"] + 0.05
+    # the jittered labels (edges moved 0.1-0.5 s) are the ones snapping must fix: it does, or this fails
+    jittered = report["jittered"]
+    assert jittered["before"]["n"] >= 2 and jittered["before"]["within_tolerance"] <= 0.25
+    assert jittered["after"]["mean_abs_error"] < 0.5 * jittered["before"]["mean_abs_error"]
+    assert jittered["after"]["within_tolerance"] >= 0.75
 
 
 def test_unknown_aligner_kind_is_refused():

@@ -98,8 +98,19 @@ def test_bootstrap_ci_contains_estimate_and_shrinks_with_n():
 
 
 def test_bootstrap_is_seeded():
-    errors, ref_len = np.array([1, 0, 3, 2]), np.array([5, 4, 6, 7])
-    assert metrics.bootstrap_ci(errors, ref_len, 200, seed=3) == metrics.bootstrap_ci(errors, ref_len, 200, seed=3)
+    rng = np.random.default_rng(7)
+    ref_len = rng.integers(5, 30, 60)
+    errors = rng.binomial(ref_len, 0.15)
+    first = metrics.bootstrap_ci(errors, ref_len, 500, seed=3)
+    assert first == metrics.bootstrap_ci(errors, ref_len, 500, seed=3)  # the same seed, the same interval
+    other = metrics.bootstrap_ci(errors, ref_len, 500, seed=4)
+    assert (other.low, other.high) != (first.low, first.high)  # the seed is what drives the resampling
+    assert first.estimate == pytest.approx(errors.sum() / ref_len.sum())
+    assert first.low < first.estimate < first.high
+    # four times the utterances at the same rate: about half the width (the interval is a real bootstrap)
+    wide = first.high - first.low
+    narrow = metrics.bootstrap_ci(np.tile(errors, 4), np.tile(ref_len, 4), 500, seed=3)
+    assert 0.35 * wide < narrow.high - narrow.low < 0.7 * wide
 
 
 def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():

@@ -182,17 +182,62 @@ def test_sigkill_mid_run_then_rerun_gives_identical_output(reference_run, tiny_c
     assert [name for name in reference if resumed[name] != reference[name]] == []
 
 
-def test_process_pool_and_ray_give_identical_output(reference_run, tiny_corpus, tmp_path):
-    import ray
+def _free_port() -> int:
+    import socket
 
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def local_ray_head():
+    """A real Ray head (`ray start --head`) listening on 127.0.0.1 only, as the README says to run one; yields
+    its address and stops it (SIGTERM to `ray start --block` takes its processes down with it)."""
+    import shutil
+    import socket
+    import tempfile
+
+    port, client_port = _free_port(), _free_port()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    env = {**os.environ, **RAY_LOOPBACK}
+    head = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                             "--node-ip-address=127.0.0.1", f"--port={port}", f"--ray-client-server-port={client_port}",
+                             "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert head.poll() is None, "ray start --head exited"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the Ray head did not come up"
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.terminate()
+        head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+# Node IP 127.0.0.1 and every Ray server on loopback only (README, "Scale-out"); nothing outside this machine can
+# reach this test cluster, so it runs without Ray's token authentication.
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def test_process_pool_and_ray_give_identical_output(reference_run, tiny_corpus, tmp_path, local_ray_head):
     ref_out, _ = reference_run
     prepare(tiny_corpus, tmp_path / "pool", no_align_config(), workers=2)
     assert output_files(tmp_path / "pool") == output_files(ref_out)
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        prepare(tiny_corpus, tmp_path / "ray", no_align_config(), ray_address="auto")
-    finally:
-        ray.shutdown()
+    # a fresh process with no Ray of its own: prep's `ray.init(address=...)` joins the running head
+    address = local_ray_head
+    cmd = [sys.executable, "-m", "kidsasr.cli", "prep", "--config", str(CONFIG), "--corpus", str(tiny_corpus),
+           "--out", str(tmp_path / "ray"), "--aligner", "none", "--ray-address", address]
+    env = {**os.environ, **RAY_LOOPBACK, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Ray {address}" in done.stderr
     assert output_files(tmp_path / "ray") == output_files(ref_out)
 
 

@@ -89,16 +89,18 @@ def test_folder_run_accounts_for_every_input_and_resumes(episodes, tiny_ctc, tmp
     summary = read_summary(out)
     results = {Path(r["source"]).relative_to(episodes).as_posix(): r for r in summary["results"]}
     assert summary["inputs"] == len(results) == MEDIA_COUNT
-    assert summary["done"] + summary["skipped"] + summary["failed"] == MEDIA_COUNT
+    assert summary["done"] + summary["partial"] + summary["skipped"] + summary["failed"] == MEDIA_COUNT
     assert [Path(p).name for p in summary["ignored"]] == ["notes.txt"]
     failed = {name: r["reason"] for name, r in results.items() if r["status"] == "failed"}
     assert set(failed) == {"video_only.mp4", "empty.wav", "corrupt.wav"}
     assert "no audio stream" in failed["video_only.mp4"]
     assert "empty file" in failed["empty.wav"]
     assert "cannot decode" in failed["corrupt.wav"]
+    assert [name for name, r in results.items() if r["status"] == "partial"] == ["truncated.wav"]
+    assert "the header says" in results["truncated.wav"]["reason"]
     for name, r in results.items():
         vtt = Path(r["output"])
-        if r["status"] == "done":
+        if r["status"] in ("done", "partial"):
             parsed = webvtt.read(str(vtt))  # a valid WebVTT file, possibly empty
             assert len(parsed.captions) == r["cues"]
             assert vtt.with_suffix(".srt").is_file() and vtt.with_name(vtt.stem + ".cues.json").is_file()
@@ -110,14 +112,15 @@ def test_folder_run_accounts_for_every_input_and_resumes(episodes, tiny_ctc, tmp
     assert (out / "nested" / "good.vtt").is_file()
     assert not list(out.rglob("*.part"))
     printed = capsys.readouterr().out
-    assert f"{MEDIA_COUNT} episodes: {MEDIA_COUNT - 3} done, 0 skipped (already subtitled), 3 failed" in printed
+    assert (f"{MEDIA_COUNT} episodes: {MEDIA_COUNT - 4} done, 1 partial, 0 skipped (already subtitled), 3 failed"
+            in printed)
     assert "notes.txt: not a media file" in printed
 
     # a second run skips what is done, retries what failed, and still accounts for everything
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.vtt")}
     assert main(["subtitle", str(episodes), "-o", str(out), "--model", str(tiny_ctc), "--backend", "ctc"]) == 1
     summary = read_summary(out)
-    assert (summary["done"], summary["skipped"], summary["failed"]) == (0, MEDIA_COUNT - 3, 3)
+    assert (summary["done"], summary["partial"], summary["skipped"], summary["failed"]) == (0, 0, MEDIA_COUNT - 3, 3)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.vtt")} == before
 
 
@@ -181,7 +184,9 @@ def test_whisper_base_subtitles_an_episode_end_to_end(episodes, speech, tmp_path
     for caption, cue in zip(parsed.captions, side["cues"]):
         assert caption.start_time.in_milliseconds() == round(cue["start"] * 1000)
         assert cue["words"] and all(w["start"] >= speech_start for w in cue["words"])
-    assert side["cues"] or side["dropped"]  # zero-shot whisper-base: some words, or guarded loops
+    # zero-shot whisper-base on synthetic speech writes poor Korean, but it writes some: no cues is a failure
+    assert side["cues"], f"no cue for a spoken sentence (dropped: {side['dropped']})"
+    assert all(any("\uac00" <= ch <= "\ud7a3" for ch in "".join(c["lines"])) for c in side["cues"])
     assert side["cues_with_violations"] == sum(bool(c["violations"]) for c in side["cues"])
     if side["cues"]:
         from kidsasr.subtitles.cues import Cue, CueWord

@@ -11,10 +11,23 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
+from ..fileio import part_path, remove_stale_parts
+
 CT2_CACHE = Path(os.environ.get("KIDSASR_CACHE", Path.home() / ".cache" / "kidsasr")) / "ct2"
+
+
+def looks_local(model: str) -> bool:
+    """A path rather than a Hub id (`org/name`): starts with /, . or ~, or has more than one /."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+
+
+def check_model_name(model: str) -> None:
+    """A model given as a path must exist: say so, instead of the Hub's "Repo id must be in the form ..."."""
+    if looks_local(model) and not Path(model).expanduser().exists():
+        raise FileNotFoundError(f"{model}: no such model folder")
 
 
 class NeedsFullInstall(RuntimeError):
@@ -34,6 +47,7 @@ def resolve_model_dir(hf_model: str) -> Path:
     """A local folder for `hf_model`: the path itself, or its snapshot in the Hugging Face cache."""
     if Path(hf_model).is_dir():
         return Path(hf_model)
+    check_model_name(hf_model)
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(hf_model, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
@@ -55,8 +69,8 @@ def export_ct2(hf_model: str, out_dir: str | os.PathLike, quantization: str = "i
 
     source = resolve_model_dir(hf_model)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
+    remove_stale_parts(out_dir.parent, recursive=False)
+    tmp = part_path(out_dir, folder=True)
     try:
         has_tokenizer = (source / "tokenizer.json").is_file()
         converter = TransformersConverter(str(source), copy_files=["tokenizer.json"] if has_tokenizer else None)
@@ -98,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"converting {args.model} to CTranslate2 ({args.quantization}) into {args.out}")
     try:
         out = export_ct2(args.model, args.out, args.quantization)
-    except NeedsFullInstall as e:
-        print(f"kidsasr export: {e}")
+    except (NeedsFullInstall, FileNotFoundError) as e:
+        print(f"kidsasr export: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -473,8 +473,9 @@ def load_recognizer(model: str = DEFAULT_MODEL, backend: str = "auto", device: s
     backend "auto": a CTranslate2 folder or Whisper model -> ct2, a CTC model -> ctc.
     decode_options: fields of DecodeOptions (beam_size, batch_size, max_new_tokens, no_repeat_ngram_size, ...).
     """
-    from .export import is_ct2_dir
+    from .export import check_model_name, is_ct2_dir
 
+    check_model_name(model)
     options = DecodeOptions.from_kwargs(decode_options)
     if backend == "auto":
         backend = "ct2" if is_ct2_dir(model) else ("ctc" if _is_ctc_model(model) else "ct2")

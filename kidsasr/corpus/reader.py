@@ -8,6 +8,8 @@ labels stays cheap.
 from __future__ import annotations
 
 import json
+import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,17 +219,69 @@ def _stem(name: str) -> str:
     return base.rsplit(".", 1)[0] if "." in base else base
 
 
-def _scan(root: Path, report: ReadReport) -> tuple[list[_LabelSource], dict[str, AudioRef]]:
+def corpus_files(root: Path, report: ReadReport | None = None) -> list[Path]:
+    """Every file under `root` (or `root` itself), in sorted order, following symbolic links.
+
+    The one rule for links, folders and files alike: they are followed, and each is reported (a warning naming
+    the link and its target) when a report is given. A link to a folder already read (a loop, or two links to one
+    place) is reported and not read twice; a link to nothing is reported and skipped.
+    """
+    if root.is_file():
+        return [root]
+
+    def note(path: Path, reason: str) -> None:
+        if report is not None:
+            report.add(ReadIssue(str(path), reason, severity="warning"))
+
+    files: list[Path] = []
+    seen = {os.path.realpath(root)}
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        for name in sorted(dirs):
+            path = Path(folder) / name
+            real = os.path.realpath(path)
+            if real in seen:
+                note(path, f"symbolic link to {real}: already read, skipped")
+                dirs.remove(name)
+                continue
+            seen.add(real)
+            if path.is_symlink():
+                note(path, f"read through a symbolic link to {real}")
+        for name in names:
+            path = Path(folder) / name
+            if path.is_symlink():
+                if not path.exists():
+                    note(path, f"broken symbolic link to {os.readlink(path)}: skipped")
+                    continue
+                note(path, f"read through a symbolic link to {os.path.realpath(path)}")
+            if path.is_file():
+                files.append(path)
+    return sorted(files)
+
+
+_PART = re.compile(r"^([TV])([LS])_(.+?)(?:\.zip)?$", re.I)
+
+
+def part_of(name: str) -> tuple[str, str] | None:
+    """The 71502 part a path lies in, as (split letter, part suffix): `TL_02/x.json` and `TS_02.zip!x.wav` both
+    give ("T", "02"), so a label is paired with the audio of its own part."""
+    found = None
+    for component in re.split(r"[/\\!]", name):
+        match = _PART.match(component)
+        if match:
+            found = (match[1].upper(), match[3])
+    return found
+
+
+def _scan(root: Path, report: ReadReport) -> tuple[list[_LabelSource], dict[str, list[AudioRef]]]:
     """Index label files and audio (folders and zip parts) without reading any content."""
     labels: list[_LabelSource] = []
-    audio: dict[str, AudioRef] = {}
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    for path in files:
+    audio: dict[str, list[AudioRef]] = {}
+    for path in corpus_files(root, report):
         suffix = path.suffix.lower()
         if suffix == ".json":
             labels.append(_LabelSource(str(path), path.stem, str(path)))
         elif suffix in AUDIO_SUFFIXES:
-            audio.setdefault(path.stem, AudioRef(str(path)))
+            audio.setdefault(path.stem, []).append(AudioRef(str(path)))
         elif suffix == ".zip":
             try:
                 with zipfile.ZipFile(path) as zf:
@@ -244,8 +298,20 @@ def _scan(root: Path, report: ReadReport) -> tuple[list[_LabelSource], dict[str,
                 if msuffix == ".json":
                     labels.append(_LabelSource(f"{path}!{name}", _stem(name), str(path), name))
                 elif msuffix in AUDIO_SUFFIXES:
-                    audio.setdefault(_stem(name), AudioRef(str(path), name))
+                    audio.setdefault(_stem(name), []).append(AudioRef(str(path), name))
     return labels, audio
+
+
+def pick_audio(source: _LabelSource, candidates: list[AudioRef]) -> tuple[AudioRef | None, str | None]:
+    """The audio for a label: the only file with its stem, else the one in the label's own part; (None, why)
+    when several parts hold the stem and none is the label's."""
+    if len(candidates) <= 1:
+        return (candidates[0] if candidates else None), None
+    own = [a for a in candidates if part_of(str(a)) is not None and part_of(str(a)) == part_of(source.name)]
+    if len(own) == 1:
+        return own[0], None
+    return None, (f"audio with stem {source.stem!r} in several places ({', '.join(map(str, candidates))}) and none "
+                  f"in the label's own part")
 
 
 def _speakers(doc: dict) -> dict[str, Speaker]:
@@ -271,8 +337,11 @@ def speaker_from_fields(speaker_id: str, role: object, age: object, sex: object)
     return Speaker(speaker_id, role_name, age_group, sex_name)
 
 
-def read_label_file(source: _LabelSource, audio: AudioRef | None, report: ReadReport) -> Episode | None:
-    """Parse and validate one 71502 label; problems go to `report`, good sentences are kept."""
+def read_label_file(source: _LabelSource, audio: AudioRef | None, report: ReadReport,
+                no_audio: str | None = None) -> Episode | None:
+    """Parse and validate one 71502 label; problems go to `report`, good sentences are kept.
+
+    `no_audio`: why `audio` is None, when it is not simply missing."""
     report.labels_read += 1
     try:
         text, encoding = decode_text(source.read_bytes())
@@ -298,7 +367,7 @@ def read_label_file(source: _LabelSource, audio: AudioRef | None, report: ReadRe
     if audio is None:
         named = media.get("file_name")
         hint = f" (the label names {named!r})" if named and _stem(str(named)) != episode_id else ""
-        report.add(ReadIssue(source.name, f"no audio file with stem {episode_id!r}{hint}", episode_id,
+        report.add(ReadIssue(source.name, no_audio or f"no audio file with stem {episode_id!r}{hint}", episode_id,
                              sentences=len(sentences)))
         return None
     try:
@@ -345,19 +414,35 @@ def read_label_file(source: _LabelSource, audio: AudioRef | None, report: ReadRe
 def read_corpus(root: str | Path, report: ReadReport | None = None) -> Iterator[Episode]:
     """Yield the episodes of a 71502-layout corpus: a folder (any depth), a folder of zip parts, or one zip.
 
-    Labels and audio are paired by stem across folders and zip parts (TL_/TS_, VL_/VS_). Every problem becomes
-    a ReadIssue in `report`, naming the file and the reason, and reading goes on.
+    Labels and audio are paired by stem across folders and zip parts (TL_/TS_, VL_/VS_); where several parts hold
+    the same stem, a label takes the audio of its own part (TL_02 -> TS_02), and a second label with an episode
+    id already read is rejected as a duplicate. Symbolic links are followed and reported (`corpus_files`). Every
+    problem becomes a ReadIssue in `report`, naming the file and the reason, and reading goes on.
     """
     root = Path(root)
     report = report if report is not None else ReadReport()
     if not root.exists():
         raise FileNotFoundError(f"{root}: corpus folder or zip not found")
     labels, audio = _scan(root, report)
-    label_stems = set()
+    used: set[str] = set()
+    first_label: dict[str, str] = {}
     for source in labels:
-        label_stems.add(source.stem)
-        episode = read_label_file(source, audio.get(source.stem), report)
-        if episode is not None:
-            yield episode
-    for stem in sorted(set(audio) - label_stems):
-        report.add(ReadIssue(str(audio[stem]), "audio file without a label", stem))
+        chosen, why = pick_audio(source, audio.get(source.stem, []))
+        if chosen is not None:
+            used.add(str(chosen))
+        episode = read_label_file(source, chosen, report, why)
+        if episode is None:
+            continue
+        if episode.id in first_label:  # ids name utterances in every output: one episode per id
+            report.add(ReadIssue(source.name, f"duplicate episode id {episode.id!r}: already read from "
+                                              f"{first_label[episode.id]}; this label is not read",
+                                 episode.id, sentences=len(episode.sentences)))
+            report.episodes -= 1
+            report.sentences_kept -= len(episode.sentences)
+            continue
+        first_label[episode.id] = source.name
+        yield episode
+    for stem, refs in sorted(audio.items()):
+        for ref in refs:
+            if str(ref) not in used:
+                report.add(ReadIssue(str(ref), "audio file without a label", stem))

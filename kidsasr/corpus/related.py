@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 from ..textnorm import to_kspon_order
 from .reader import (AUDIO_SUFFIXES, AudioRef, Episode, LabelError, ReadIssue, ReadReport, Sentence, checked_times,
-                     decode_text, parse_time, read_corpus, speaker_from_fields)
+                     corpus_files, decode_text, parse_time, read_corpus, speaker_from_fields)
 
 Reader = Callable[[Path, ReadReport], Iterator[Episode]]
 
@@ -44,8 +44,12 @@ def _read_json(path: Path, report: ReadReport) -> dict | None:
     return doc
 
 
-def _audio_index(root: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(root.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()}
+def _audio_index(files: list[Path]) -> dict[str, Path]:
+    return {p.stem: p for p in files if p.suffix.lower() in AUDIO_SUFFIXES}
+
+
+def _with_suffix(files: list[Path], suffix: str) -> list[Path]:
+    return [p for p in files if p.suffix.lower() == suffix]
 
 
 def _utterance_episode(report: ReadReport, label: str, episode_id: str, audio: Path | None, text: object,
@@ -79,8 +83,9 @@ def _utterance_episode(report: ReadReport, label: str, episode_id: str, audio: P
 
 def read_freetalk(root: Path, report: ReadReport) -> Iterator[Episode]:
     """자유대화 음성: one JSON per utterance (`발화정보`, `녹음자정보`, `대화정보`)."""
-    audio = _audio_index(root)
-    for path in sorted(root.rglob("*.json")):
+    files = corpus_files(root, report)
+    audio = _audio_index(files)
+    for path in _with_suffix(files, ".json"):
         doc = _read_json(path, report)
         if doc is None:
             continue
@@ -105,10 +110,10 @@ def read_freetalk(root: Path, report: ReadReport) -> Iterator[Episode]:
             yield episode
 
 
-def _kspon_transcripts(root: Path, report: ReadReport) -> dict[str, tuple[str, str]]:
+def _kspon_transcripts(files: list[Path], report: ReadReport) -> dict[str, tuple[str, str]]:
     """stem -> (transcript, where it came from), from `.trn` lists and per-file `.txt` (often CP949)."""
     found: dict[str, tuple[str, str]] = {}
-    for trn in sorted(root.rglob("*.trn")):
+    for trn in _with_suffix(files, ".trn"):
         try:
             text, _ = decode_text(trn.read_bytes())
         except LabelError as e:
@@ -122,7 +127,7 @@ def _kspon_transcripts(root: Path, report: ReadReport) -> dict[str, tuple[str, s
                 continue
             pcm, transcript = line.split(" :: ", 1)
             found[Path(pcm.strip()).stem] = (transcript.strip(), f"{trn}:{line_no}")
-    for txt in sorted(root.rglob("*.txt")):
+    for txt in _with_suffix(files, ".txt"):
         if txt.stem in found:
             continue
         try:
@@ -136,8 +141,9 @@ def _kspon_transcripts(root: Path, report: ReadReport) -> dict[str, tuple[str, s
 
 def read_kspon(root: Path, report: ReadReport) -> Iterator[Episode]:
     """KsponSpeech: headerless 16 kHz 16-bit mono `.pcm` with `.trn` or CP949 `.txt` transcripts."""
-    transcripts = _kspon_transcripts(root, report)
-    pcms = {p.stem: p for p in sorted(root.rglob("*.pcm"))}
+    files = corpus_files(root, report)
+    transcripts = _kspon_transcripts(files, report)
+    pcms = {p.stem: p for p in _with_suffix(files, ".pcm")}
     for stem in sorted(transcripts):
         text, where = transcripts[stem]
         report.labels_read += 1
@@ -150,8 +156,9 @@ def read_kspon(root: Path, report: ReadReport) -> Iterator[Episode]:
 
 def read_broadcast_dialogue(root: Path, report: ReadReport) -> Iterator[Episode]:
     """방송 콘텐츠 대화체: `metadata`, `speaker[]`, `utterance[]` with float-second times."""
-    audio = _audio_index(root)
-    for path in sorted(root.rglob("*.json")):
+    files = corpus_files(root, report)
+    audio = _audio_index(files)
+    for path in _with_suffix(files, ".json"):
         doc = _read_json(path, report)
         if doc is None:
             continue
@@ -213,15 +220,18 @@ READERS: dict[str, Reader] = {
 def detect_format(root: str | Path) -> str:
     """Which layout a folder (or zip) holds, from its first label or audio file."""
     root = Path(root)
-    if root.is_file() or any(root.rglob("*.zip")):
+    files = corpus_files(root)
+    if not files:
+        raise ValueError(f"{root}: no labels or audio found")
+    if root.is_file() or _with_suffix(files, ".zip"):
         return "71502"
-    if any(root.rglob("*.pcm")):
+    if _with_suffix(files, ".pcm"):
         return "kspon"
     from .reviewed import looks_like_review
 
     if looks_like_review(root):
         return "review"
-    for path in sorted(root.rglob("*.json")):
+    for path in _with_suffix(files, ".json"):
         try:
             doc = json.loads(decode_text(path.read_bytes())[0])
         except (LabelError, json.JSONDecodeError, OSError):

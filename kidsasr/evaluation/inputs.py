@@ -87,6 +87,8 @@ def read_hypotheses(path: str | Path) -> dict[str, str]:
         if row["id"] in hyps:
             raise EvalInputError(f"{path}: id {row['id']!r} appears twice")
         hyps[row["id"]] = row["text"]
+    if not hyps:  # scoring nothing would report 100% CER as if it were a result
+        raise EvalInputError(f"{path}: no hypotheses (the file holds no {{id, text}} rows)")
     return hyps
 
 

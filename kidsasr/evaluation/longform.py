@@ -68,6 +68,9 @@ def read_subtitles(path: str | Path) -> list[TimedText]:
             captions = webvtt.read(str(path), encoding="utf-8", strict=True)
     except Exception as e:  # webvtt-py raises several error types for malformed files
         raise LongformInputError(f"{path}: malformed subtitle file: {e}") from e
+    for number, c in enumerate(captions, 1):
+        if c.end_time.in_milliseconds() < c.start_time.in_milliseconds():
+            raise LongformInputError(f"{path}: cue {number} ends ({c.end}) before it starts ({c.start})")
     segments = [TimedText(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000,
                         tuple(_strip_tags(line) for line in c.lines if line.strip()))
                 for c in captions]
@@ -98,6 +101,9 @@ def read_label_reference(path: str | Path) -> list[TimedText]:
             segments.append(TimedText(parse_time(s["start"]), parse_time(s["end"]), (str(s["sentence"]),)))
         except (KeyError, TypeError, ValueError) as e:
             raise LongformInputError(f"{path}: sentence {k}: {e}") from e
+        if segments[-1].end < segments[-1].start:
+            raise LongformInputError(f"{path}: sentence {k} ends ({segments[-1].end:.3f} s) before it starts "
+                                     f"({segments[-1].start:.3f} s)")
     return sorted(segments, key=lambda s: (s.start, s.end))
 
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..constants import DEFAULT_MODEL
+from ..fileio import remove_stale_parts
 from . import metrics
 from .inputs import EvalInputError, align_hypotheses, load_references, read_hypotheses
 from .reports import format_ci, format_pct, git_commit, load_published_baselines, write_outputs
@@ -80,8 +81,10 @@ def _run(args: argparse.Namespace) -> int:
     model_name = args.model or args.hyps
     run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{_slug(model_name)}-{args.split}"
     out = Path(args.out or Path(args.results_dir) / run_name)
+    remove_stale_parts(out, recursive=False)  # a killed run's half-written files; a live run's stay
     baseline_name = args.baseline or (DEFAULT_MODEL if args.model and not args.baseline_hyps else None)
-    if baseline_name == "none" or (baseline_name == args.model and args.baseline_backend == args.backend):
+    if baseline_name == "none" or (baseline_name is not None and baseline_name == args.model
+                                   and args.baseline_backend == args.backend):
         if baseline_name != "none":
             print(f"note: the model is the baseline ({baseline_name}, backend {args.backend}); scoring it alone")
         baseline_name = None

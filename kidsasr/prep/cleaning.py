@@ -3,9 +3,16 @@
 An episode is decoded once to 16 kHz mono (`kidsasr.audio`: WAV, raw PCM, MP3, MP4/M4A through ffmpeg) and
 analysed once per 32 ms frame: silero-vad speech probability (kidsasr.asr.vad, the same detector subtitling
 uses), RMS level, and the spectrum of every non-speech frame. Every sentence is
-then measured from those arrays (speech ratio, SNR, clipping, background condition: clean, or music when the
-background spectrum has note-like peaks, else noise) and cut, DC-removed and loudness-normalised on its own, so
-memory holds one episode at a time.
+then measured from those arrays (speech ratio, SNR, clipping, background condition) and cut, DC-removed and
+loudness-normalised on its own, so memory holds one episode at a time.
+
+Background condition: a timeline over the whole episode (`background_timeline`). Each frame the VAD is sure holds
+no speech is "clean" when it is quiet next to the speech around it (a local reference, so fader moves do not
+count), else "music" when its spectrum's fine structure (peaks over the local average) persists into the next
+frame, as held notes do and hiss, rumble, murmur, applause and laughter do not, else "noise"; both measures are
+smoothed over neighbouring background frames. Every frame under speech takes the state of the nearest background
+frame, and a sentence is music (or noise) when more than `condition_share` of it is, the way the generator's
+truth counts a sentence under a bed. Measured against truth.jsonl by `data_prep/bench_condition.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from ..constants import SAMPLE_RATE
 SILENCE_DB = -100.0
 BAND = slice(6, 129)  # FFT bins of a 512-sample frame from about 190 Hz to 4 kHz: where music's notes show
 MAX_SNR_DB = 60.0
+CONDITIONS = ("clean", "music", "noise")  # the timeline's states 0, 1, 2
+REFERENCE_SECONDS = 15.0  # speech within this distance sets the level a background frame is compared with
 
 
 @dataclass(frozen=True)
@@ -31,9 +40,15 @@ class CleaningConfig:
     max_gain_db: float = 30.0  # never amplify (or attenuate) by more than this
     peak_ceiling_dbfs: float = -1.0  # the normalised clip's peak stays below this
     clip_level: float = 0.999  # |sample| at or above this (full scale 1.0) counts as clipped
-    context_seconds: float = 1.0  # audio either side of a sentence used for its background estimate
-    clean_snr_db: float = 25.0  # background this far below speech counts as clean
-    music_peakiness_db: float = 0.75  # background spectrum peaks above this (mean dB over 190 Hz-4 kHz): music
+    context_seconds: float = 1.0  # audio either side of a sentence used for its SNR estimate
+    # Background condition (tuned on generated corpora, seeds 0, 5 and 7; see data_prep/bench_condition.py):
+    background_threshold: float = 0.3  # speech probability below which a frame shows the background alone
+    smoothing_frames: int = 15  # background frames over which level (median) and persistence (mean) are smoothed
+    clean_below_db: float = -24.0  # background this far or further below the local speech level: clean
+    music_persistence: float = 0.15  # frame-to-frame correlation of the spectrum's fine structure: music above
+    event_level_db: float = -4.0  # a background this loud (applause, laughter) is noise unless ...
+    event_persistence: float = 0.45  # ... its fine structure persists at least this much
+    condition_share: float = 0.4  # share of a sentence under music (or noise) that makes it a music (noise) one
 
 
 @dataclass
@@ -44,7 +59,7 @@ class EpisodeSignal:
     speech_prob: np.ndarray  # silero-vad probability per frame
     frame_power: np.ndarray  # mean square per frame
     background_frames: np.ndarray  # indices of the frames the VAD calls non-speech, ascending
-    background_spectra: np.ndarray  # their power spectra over BAND, one row each
+    background_state: np.ndarray  # per frame, the background under it: an index into CONDITIONS
 
     @property
     def duration(self) -> float:
@@ -83,24 +98,77 @@ def frame_measures(audio: np.ndarray, background: np.ndarray, block: int = 4096)
     return power, np.concatenate(spectra)
 
 
-def analyse(audio: np.ndarray, vad_threshold: float = 0.5) -> EpisodeSignal:
+def analyse(audio: np.ndarray, config: CleaningConfig | None = None) -> EpisodeSignal:
     """Run the VAD and the frame measurements over a whole 16 kHz mono episode."""
+    config = config or CleaningConfig()
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     n_frames = -(-audio.size // FRAME)
     speech_prob = speech_probabilities(audio)[:n_frames]
-    background = speech_prob < vad_threshold
-    power, spectra = frame_measures(audio, background)
-    return EpisodeSignal(audio, speech_prob, power, np.flatnonzero(background), spectra)
+    clear = speech_prob < config.background_threshold
+    power, spectra = frame_measures(audio, clear)
+    state = background_timeline(speech_prob, power, np.flatnonzero(clear), spectra, config)
+    return EpisodeSignal(audio, speech_prob, power, np.flatnonzero(speech_prob < config.vad_threshold), state)
 
 
-def peakiness_db(spectrum: np.ndarray, width: int = 9) -> float:
-    """How far a power spectrum's peaks stand above its local average, in dB averaged over the bins.
+def fine_structure(spectra: np.ndarray, width: int = 9) -> np.ndarray:
+    """Each power spectrum's log level minus its local average over `width` bins, as a unit vector per row:
+    the peaks and dips that notes make, with the overall shape (tilt, band edges) taken out."""
+    from scipy.ndimage import uniform_filter1d
 
-    Notes and chords give sharp peaks (several dB); hiss, rumble and murmur give a smooth spectrum (near 0).
-    """
-    level = 10 * np.log10(spectrum + 1e-12)
-    smooth = np.convolve(np.pad(level, width // 2, mode="edge"), np.ones(width) / width, mode="valid")
-    return float(np.maximum(level - smooth, 0.0).mean())
+    level = 10 * np.log10(spectra + 1e-12)
+    detail = level - uniform_filter1d(level, width, axis=1, mode="nearest")
+    detail -= detail.mean(axis=1, keepdims=True)
+    return detail / (np.linalg.norm(detail, axis=1, keepdims=True) + 1e-9)
+
+
+def background_timeline(speech_prob: np.ndarray, power: np.ndarray, clear: np.ndarray, spectra: np.ndarray,
+                        config: CleaningConfig) -> np.ndarray:
+    """Per frame, the background under it (0 clean, 1 music, 2 noise), from the frames in `clear` (indices of
+    frames with no speech, ascending) and their band spectra; see the module docstring."""
+    from scipy.ndimage import median_filter
+
+    n = speech_prob.size
+    if not clear.size:
+        return np.zeros(n, dtype=np.int8)
+    level = 10 * np.log10(np.maximum(power, 1e-12))
+    speech = speech_prob >= config.vad_threshold
+    relative = level[clear] - _local_speech_level(level, speech)[clear]
+    detail = fine_structure(spectra)
+    follows = np.diff(clear) == 1  # frame i and the next background frame are neighbours in time
+    persistence = np.full(clear.size, np.nan)
+    persistence[:-1][follows] = np.einsum("ij,ij->i", detail[:-1][follows], detail[1:][follows])
+    width = config.smoothing_frames
+    smooth_level = median_filter(relative, width, mode="nearest")
+    smooth_persistence = _nan_mean_filter(persistence, width)
+    music = (smooth_persistence >= config.music_persistence) & ~(
+        (smooth_level > config.event_level_db) & (smooth_persistence < config.event_persistence))
+    state = np.where(smooth_level < config.clean_below_db, 0, np.where(music, 1, 2)).astype(np.int8)
+    # every frame takes the state of the nearest background frame
+    frames = np.arange(n)
+    right = np.minimum(np.searchsorted(clear, frames), clear.size - 1)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(frames - clear[left]) <= np.abs(clear[right] - frames), left, right)
+    return state[nearest]
+
+
+def _local_speech_level(level: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Per frame, the median level (dB) of the speech frames within REFERENCE_SECONDS, on a one-second grid."""
+    step = max(1, int(round(1.0 / FRAME_SECONDS)))
+    reach = int(round(REFERENCE_SECONDS / FRAME_SECONDS))
+    fallback = float(np.median(level[speech])) if speech.any() else float(level.max(initial=0.0))
+    grid = np.arange(0, level.size, step)
+    reference = np.array([np.median(level[a:b][speech[a:b]]) if speech[a:b].any() else fallback
+                          for a, b in ((max(0, g - reach), g + reach) for g in grid)])
+    return np.repeat(reference, step)[: level.size]
+
+
+def _nan_mean_filter(values: np.ndarray, width: int) -> np.ndarray:
+    """Mean of the finite values within `width` positions (centred); 0 where there are none."""
+    finite = np.isfinite(values)
+    kernel = np.ones(width)
+    total = np.convolve(np.where(finite, values, 0.0), kernel, mode="same")
+    count = np.convolve(finite.astype(float), kernel, mode="same")
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
 
 def _frame_range(signal: EpisodeSignal, start: float, end: float) -> slice:
@@ -130,12 +198,9 @@ def segment_quality(signal: EpisodeSignal, start: float, end: float, config: Cle
         snr = MAX_SNR_DB
     else:
         snr = float(np.clip(_db(max(speech_power - noise_power, 1e-10)) - _db(noise_power), -MAX_SNR_DB, MAX_SNR_DB))
-    if snr >= config.clean_snr_db or not background.size:
-        condition = "clean"
-    else:
-        rows = slice(*np.searchsorted(signal.background_frames, (around.start, around.stop)))
-        tonal = peakiness_db(signal.background_spectra[rows].mean(axis=0)) >= config.music_peakiness_db
-        condition = "music" if tonal else "noise"
+    under = np.bincount(signal.background_state[inside], minlength=len(CONDITIONS)) / max(inside.stop - inside.start, 1)
+    condition = ("music" if under[1] > config.condition_share else
+                 "noise" if under[2] > config.condition_share else "clean")
     clip = signal.audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
     clipped = float((np.abs(clip) >= config.clip_level).mean()) if clip.size else 0.0
     return SegmentQuality(speech_ratio, snr, clipped, condition, _db(speech_power))

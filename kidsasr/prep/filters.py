@@ -32,11 +32,13 @@ REASONS = {
     "truncated_audio": "sentence lies beyond the end of the audio",
     "format_mismatch": "audio sample rate or channel count is not the corpus's",
     "not_reviewed": "a cue of a reviewed episode that its edit log does not list as reviewed",
+    "duplicate_episode": "the same episode id in two labels (e.g. the same file name in two parts)",
     "reader_other": "other problem reported by the reader",
 }
 
 _READER_PATTERNS = [  # first match wins; matched against the reader's reason text
     ("not_reviewed", re.compile(r"^not reviewed")),
+    ("duplicate_episode", re.compile(r"duplicate episode id", re.I)),
     ("truncated_audio", re.compile(r"beyond the audio|truncat", re.I)),
     ("missing_label", re.compile(r"without a label", re.I)),
     ("missing_audio", re.compile(r"no audio file|stem", re.I)),

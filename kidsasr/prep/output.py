@@ -55,7 +55,7 @@ def write_stage(out: Path, work: Path, keys: list[str], config: OutputConfig) ->
         split_keys = sorted((k for k in keys if summary[k][0] == split and summary[k][2]),
                             key=lambda k: summary[k][1])
         total = sum(summary[k][2] for k in split_keys)
-        n_shards = max(1, -(-total // config.rows_per_shard))
+        n_shards = -(-total // config.rows_per_shard)  # an empty split gets no shard, not an empty one
         names = [f"data-{i:05d}-of-{n_shards:05d}.parquet" for i in range(n_shards)]
         split_dir = out / "dataset" / split
         split_dir.mkdir(parents=True, exist_ok=True)

@@ -160,7 +160,7 @@ def process_episode(task: ShardTask) -> str:
     signal = None
     if problem is None:
         try:
-            signal = analyse(episode.audio.load(), config.cleaning.vad_threshold)
+            signal = analyse(episode.audio.load(), config.cleaning)
         except (AudioError, OSError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as e:
             problem = Rejection("bad_audio", f"cannot load audio: {getattr(e, 'reason', e)}")
     if signal is None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import BusyError, remove_stale_parts, run_lock, write_json_atomic, write_text_atomic
 from .config import ALIGNERS, PrepConfig, config_fingerprint, load_config
 from .output import write_manifests, write_stage
 from .pipeline import ShardTask, process_episode, read_stage, reader_rejections, shard_key, split_stage
@@ -74,8 +74,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prepare(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, config: PrepConfig,
             workers: int = 1, ray_address: str | None = None, limit_hours: float | None = None) -> dict:
-    """Run all stages over one corpus or several; returns the report dict."""
+    """Run all stages over one corpus or several; returns the report dict.
+
+    The corpora are read (labels and audio headers) before anything is written: a missing or empty corpus raises
+    (FileNotFoundError, ValueError) with OUT untouched. Then OUT is locked for the run (BusyError if another
+    prep holds it) and the `.part` files of a killed earlier run are removed.
+    """
     out = Path(out)
+    corpora = [Path(corpus)] if isinstance(corpus, (str, os.PathLike)) else [Path(c) for c in corpus]
+    corpus = ", ".join(map(str, corpora))
+    print(f"prep [1/5 read] {corpus}", file=sys.stderr)
+    episodes, read = read_stage(corpora, limit_hours)
+    if not read.labels_read:
+        raise ValueError(f"{corpus}: no labels or audio found" if not read.issues else
+                         f"{corpus}: no labels found ({len(read.issues)} problems, e.g. {read.issues[0].path}: "
+                         f"{read.issues[0].reason})")
+    with run_lock(out, "prep"):
+        for stale in remove_stale_parts(out):
+            print(f"prep: removed {stale} (left by a killed run)", file=sys.stderr)
+        return _prepare(out, episodes, read, config, workers, ray_address)
+
+
+def _prepare(out: Path, episodes: list, read, config: PrepConfig, workers: int, ray_address: str | None) -> dict:
     work = out / "work"
     fingerprint = config_fingerprint(config)
     stamp = work / "config.fingerprint"
@@ -85,9 +105,6 @@ def prepare(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | 
     work.mkdir(parents=True, exist_ok=True)
     write_text_atomic(stamp, fingerprint + "\n")
 
-    corpora = [Path(corpus)] if isinstance(corpus, (str, os.PathLike)) else [Path(c) for c in corpus]
-    print(f"prep [1/5 read] {', '.join(map(str, corpora))}", file=sys.stderr)
-    episodes, read = read_stage(corpora, limit_hours)
     print(f"prep [2/5 split] {len(episodes)} episodes", file=sys.stderr)
     assignment = split_stage(episodes, config.splits)
     grouped_by = grouping([EpisodeKey(e.id, e.program, e.category, 0.0) for e in episodes], config.splits)
@@ -112,12 +129,23 @@ def prepare(corpus: str | os.PathLike | Sequence[str | os.PathLike], out: str | 
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    if args.aligner:
-        config = dataclasses.replace(config, alignment=dataclasses.replace(config.alignment, aligner=args.aligner))
+    """Exit 0 when something was kept and every sentence is accounted for, 1 when nothing was kept (or the
+    accounting fails), 2 for an unusable corpus, config or output folder (one line, nothing written)."""
     started = time.perf_counter()
-    report = prepare(args.corpus, args.out, config, args.workers, args.ray_address, args.limit_hours)
+    try:
+        config = load_config(args.config)
+        if args.aligner:
+            config = dataclasses.replace(config, alignment=dataclasses.replace(config.alignment, aligner=args.aligner))
+        report = prepare(args.corpus, args.out, config, args.workers, args.ray_address, args.limit_hours)
+    except (FileNotFoundError, ValueError, BusyError, PermissionError) as e:
+        print(f"kidsasr prep: {e}", file=sys.stderr)
+        return 2
+    report_md = Path(args.out) / "report.md"
+    if not report["sentences_kept"]:
+        print(f"kidsasr prep: kept no sentence of the {report['sentences_read']} read; nothing to train on. "
+              f"Why each was rejected: {report_md} and rejected.jsonl", file=sys.stderr)
+        return 1
     print(f"prep: kept {report['sentences_kept']} of {report['sentences_read']} sentences "
           f"({report['labelled_hours_kept']:.2f} h) in {time.perf_counter() - started:.1f} s; "
-          f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
+          f"report: {report_md}", file=sys.stderr)
     return 0 if report["accounted"] else 1

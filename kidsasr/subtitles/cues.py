@@ -70,6 +70,12 @@ _LINE_COST = {"sentence": 0.0, "clause": 0.5, "phrase": 1.5, "pause": 1.5, "word
 _BALANCE = 0.25
 
 
+# Beyond these no screen or viewer can follow; a value past them is a typo, refused when the style is read
+# rather than after an hour of decoding.
+STYLE_LIMITS = {"max_lines": 5, "max_line_width": 100.0, "min_duration": 30.0, "max_duration": 30.0,
+                "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0}
+
+
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -91,6 +97,9 @@ class Style:
                 raise ValueError(f"style {self.name}: {f.name} must be a non-negative number, got {value!r}")
         if self.max_lines < 1:
             raise ValueError(f"style {self.name}: max_lines must be at least 1")
+        for key, limit in STYLE_LIMITS.items():
+            if getattr(self, key) > limit:
+                raise ValueError(f"style {self.name}: {key} must be at most {limit:g} (got {getattr(self, key):g})")
         for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue", "fps"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"style {self.name}: {key} must be positive")

@@ -8,9 +8,13 @@ its extension names (.vtt, .srt, .smi, .ttml, .txt). The deliverable is clean: n
 comes last, so an existing one means a finished episode: a folder run skips it (resume) unless --overwrite.
 
 A bad input (corrupt, truncated, empty, video without audio, ...) fails with the file and the reason and the
-folder run goes on; silence or music gives a valid, empty VTT. The folder run writes `subtitle-summary.json` in
-the output folder and prints a summary: done + skipped + failed = every media file found. Exit status 1 when
-any episode failed.
+folder run goes on; silence or music gives a valid, empty VTT. A file shorter than its header says (a truncated
+WAV) is subtitled as far as it goes and marked "partial", with a warning naming both durations. The folder run
+writes `subtitle-summary.json` in the output folder and prints a summary: done + partial + skipped + failed =
+every media file found; every input gets its own output name. Exit status 1 when any episode failed.
+
+Before any decoding the output folder must be writable; a rerun removes the `.part` files a killed run left
+there (those of a live concurrent writer stay), and one folder run at a time holds the output folder's lock.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
@@ -31,9 +36,9 @@ from typing import Iterable, Iterator
 
 from .. import __version__
 from ..asr.export import NeedsFullInstall
-from ..audio import AudioError, audio_info
+from ..audio import AudioError, audio_info, declared_duration
 from ..constants import DEFAULT_MODEL
-from ..fileio import write_json_atomic
+from ..fileio import BusyError, check_writable, remove_stale_parts, run_lock, write_json_atomic
 from ..asr.vad import VadOptions
 from ..review.calibration import Calibration, decoder_details, find_calibration
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json
@@ -48,6 +53,8 @@ MEDIA_SUFFIXES = frozenset({
 })
 # our own outputs are not inputs (a .txt transcript is listed as ignored, like any other text file)
 OUTPUT_SUFFIXES = (*(s for s in SUFFIXES.values() if s != ".txt"), ".cues.json", SUMMARY_NAME)
+STATUSES = ("done", "partial", "skipped", "failed")
+TRUNCATION_TOLERANCE = 0.1  # seconds the decoded audio may fall short of the header's length
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class RunOptions:
 class Result:
     source: str
     output: str
-    status: str  # "done" | "skipped" | "failed"
+    status: str  # "done" | "partial" (the file stops before its header's end) | "skipped" | "failed"
     reason: str = ""
     cues: int = 0
     cues_with_violations: int = 0
@@ -119,9 +126,16 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         return failed(e.reason)
     except Exception as e:  # a folder run must go on: the reason is reported, nothing half-written remains
         return failed(f"{type(e).__name__}: {e}")
-    return Result(str(path), str(out), "done", cues=len(cues), cues_with_violations=sum(bool(p) for p in problems),
-                  dropped=len(transcript.dropped), audio_seconds=round(transcript.duration, 3),
-                  wall_seconds=round(time.perf_counter() - began, 3))
+    present = round(transcript.duration, 3)
+    status, reason = "done", ""
+    promised = declared_duration(path)
+    if promised is not None and promised - present > TRUNCATION_TOLERANCE:
+        status, reason = "partial", (f"truncated: the header says {promised:.2f} s, {present:.2f} s present; "
+                                     f"subtitled what is there")
+        print(f"warning: {path}: {reason}", file=sys.stderr)
+    return Result(str(path), str(out), status, reason, cues=len(cues),
+                  cues_with_violations=sum(bool(p) for p in problems), dropped=len(transcript.dropped),
+                  audio_seconds=present, wall_seconds=round(time.perf_counter() - began, 3))
 
 
 def _calibration(recognizer) -> Calibration | None:
@@ -134,8 +148,9 @@ def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike, suffix:
                   ) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """(episode, its output path with `suffix`) for every media file under `folder`, and the other files (ignored).
 
-    Sub-folders are mirrored under `out_dir`; two episodes with the same stem (ep.wav, ep.mp4) keep their
-    suffix in the output name (ep.wav.vtt, ep.mp4.vtt). Hidden files and our own outputs are not inputs.
+    Sub-folders are mirrored under `out_dir`; episodes whose stem-named outputs would clash (ep.wav, ep.mp4,
+    ep.wav.mp3) keep their whole name in it (ep.wav.vtt, ep.mp4.vtt, ep.wav.mp3.vtt), so every input has its own
+    output. Hidden files and our own outputs are not inputs.
     """
     folder, out_dir = Path(folder), Path(out_dir)
     media, ignored = [], []
@@ -148,15 +163,25 @@ def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike, suffix:
             media.append(relative)
         elif not path.name.endswith(OUTPUT_SUFFIXES):
             ignored.append(path)
-    stems: dict[Path, int] = {}
-    for relative in media:
-        stems[relative.with_suffix("")] = stems.get(relative.with_suffix(""), 0) + 1
-    pairs = []
-    for relative in media:
-        shared = stems[relative.with_suffix("")] > 1
-        target = out_dir / (relative.parent / (relative.name + suffix) if shared else relative.with_suffix(suffix))
-        pairs.append((folder / relative, target))
-    return pairs, ignored
+    targets = unique_outputs(media, suffix)
+    return [(folder / relative, out_dir / targets[relative]) for relative in media], ignored
+
+
+def unique_outputs(media: list[Path], suffix: str = ".vtt") -> dict[Path, Path]:
+    """The output name for each input: its stem + `suffix`, or its whole name + `suffix` where stem names would
+    clash.
+
+    Whole names of distinct files never clash with each other, so switching every clashing input to its whole
+    name, until none clashes, ends with every output distinct.
+    """
+    whole: set[Path] = set()
+    while True:
+        targets = {m: m.parent / (m.name + suffix) if m in whole else m.with_suffix(suffix) for m in media}
+        claims = Counter(targets.values())
+        clashing = {m for m, target in targets.items() if claims[target] > 1 and m not in whole}
+        if not clashing:
+            return targets
+        whole |= clashing
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -176,10 +201,22 @@ def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model
     (one Result per episode, ignored files). `decode_options`: kidsasr.asr.models.DecodeOptions fields.
 
     The model is loaded only when something is left to do; with workers > 1 each worker process loads its own.
+    Raises PermissionError (naming `out_dir`) before any work when it is not writable, BusyError when another
+    folder run holds it.
     """
+    style = style if isinstance(style, Style) else load_style(style)
+    check_writable(out_dir)
+    with run_lock(out_dir, "subtitle"):
+        remove_stale_parts(out_dir)
+        return _subtitle_folder(Path(folder), Path(out_dir), model, backend, style, options, workers, overwrite,
+                                device, compute_type, recognizer, progress, main_format, decode_options)
+
+
+def _subtitle_folder(folder: Path, out_dir: Path, model: str, backend: str, style: Style, options: RunOptions,
+                     workers: int, overwrite: bool, device: str, compute_type: str, recognizer, progress: bool,
+                     main_format: str, decode_options: dict) -> tuple[list[Result], list[Path]]:
     from tqdm import tqdm
 
-    style = style if isinstance(style, Style) else load_style(style)
     pairs, ignored = find_episodes(folder, out_dir, SUFFIXES[main_format])
     results: dict[Path, Result] = {}
     todo = []
@@ -200,7 +237,10 @@ def subtitle_folder(folder: str | os.PathLike, out_dir: str | os.PathLike, model
         bar.close()
         for source, target in todo:
             results.setdefault(source, Result(str(source), str(target), "failed", "interrupted before it finished"))
-        _write_summary(out_dir, [results[source] for source, _ in pairs], ignored, style, model)
+        try:
+            _write_summary(out_dir, [results[source] for source, _ in pairs], ignored, style, model)
+        except OSError as e:  # the results are still printed; a summary that cannot be written is not a crash
+            print(f"warning: {out_dir / SUMMARY_NAME}: summary not written: {e}", file=sys.stderr)
     return [results[source] for source, _ in pairs], ignored
 
 
@@ -264,7 +304,7 @@ def _work(source: Path, target: Path, style: Style, options: RunOptions) -> Resu
 
 def _write_summary(out_dir: str | os.PathLike, results: list[Result], ignored: list[Path], style: Style,
                    model: str) -> None:
-    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    counts = {status: sum(r.status == status for r in results) for status in STATUSES}
     write_json_atomic(Path(out_dir) / SUMMARY_NAME, {
         "model": model, "style": style.name, "inputs": len(results), **counts,
         "ignored": [str(p) for p in ignored], "results": [asdict(r) for r in results]})
@@ -272,13 +312,14 @@ def _write_summary(out_dir: str | os.PathLike, results: list[Result], ignored: l
 
 def print_summary(results: list[Result], ignored: list[Path], out=None) -> None:
     out = out or sys.stdout
-    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
-    print(f"{len(results)} episodes: {counts['done']} done, {counts['skipped']} skipped (already subtitled), "
-          f"{counts['failed']} failed", file=out)
+    counts = {status: sum(r.status == status for r in results) for status in STATUSES}
+    print(f"{len(results)} episodes: {counts['done']} done, {counts['partial']} partial, {counts['skipped']} skipped "
+          f"(already subtitled), {counts['failed']} failed", file=out)
     for r in results:
-        if r.status == "done":
-            print(f"  done     {r.source} -> {r.output}: {r.cues} cues ({r.cues_with_violations} breaking a style "
-                  f"rule), {r.audio_seconds:.1f} s of audio in {r.wall_seconds:.1f} s", file=out)
+        if r.status in ("done", "partial"):
+            print(f"  {r.status:<8} {r.source} -> {r.output}: {r.cues} cues ({r.cues_with_violations} breaking a "
+                  f"style rule), {r.audio_seconds:.1f} s of audio in {r.wall_seconds:.1f} s"
+                  + (f"; {r.reason}" if r.reason else ""), file=out)
         else:
             print(f"  {r.status:<8} {r.source}: {r.reason}", file=out)
     for path in ignored:
@@ -387,6 +428,9 @@ def run(args: argparse.Namespace) -> int:
     except (zipfile.BadZipFile, KeyError) as e:
         print(f"kidsasr subtitle: {args.input}: cannot read the zip member: {e}", file=sys.stderr)
         return 2
+    except (PermissionError, BusyError) as e:
+        print(f"kidsasr subtitle: {e}", file=sys.stderr)
+        return 2
 
 
 def _run(args: argparse.Namespace, source: Path) -> int:
@@ -416,6 +460,8 @@ def _run(args: argparse.Namespace, source: Path) -> int:
     else:
         out = _single_output(Path(args.input.partition("!")[0]).parent / source.name if "!" in args.input else source,
                              args.out)
+        check_writable(out.parent)
+        remove_stale_parts(out.parent, recursive=False)
         extra = [str(out.with_suffix(SUFFIXES[f])) for f in options.formats if f != format_of(out)]
         print(f"subtitling {source} into {', '.join([str(out), *extra])} (model {args.model}, backend "
               f"{args.backend}, style {style.name})", file=sys.stderr)

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ..audio import to_pcm16
 from ..constants import SAMPLE_RATE
 from ..corpus.reader import CATEGORIES
-from ..fileio import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from ..fileio import atomic_path, read_jsonl, remove_stale_parts, run_lock, write_json_atomic, write_jsonl_atomic
 from ..textnorm import parse_label
 from . import broadcast_mix as mix
 from .textbank import BankSentence, sentence_bank, write_text_corpus
@@ -479,7 +479,7 @@ def generate(size: str, seed: int, out: Path, zip_parts: bool = False, workers: 
     started = out / PROGRESS_DIR / "params.jsonl"  # JSON lines, so corpus readers do not take it for a label
     if started.exists():
         _check_params(next(read_jsonl(started), {}), params, out)
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):  # our lock file is hidden
         raise ValueError(f"{out} is not empty and holds no kidsasr synth run; choose an empty or new --out")
     write_jsonl_atomic(started, [params])
 
@@ -533,8 +533,10 @@ def run(args: argparse.Namespace) -> int:
           f"-> {args.out}", file=sys.stderr)
     started = time.perf_counter()
     try:
-        generate(args.size, args.seed, args.out, zip_parts=args.zip, workers=workers)
-    except (ValueError, RuntimeError, OSError) as e:
+        with run_lock(args.out, "synth"):  # one writer per corpus folder; a killed writer's .part files go
+            remove_stale_parts(args.out)
+            generate(args.size, args.seed, args.out, zip_parts=args.zip, workers=workers)
+    except (ValueError, RuntimeError, OSError) as e:  # BusyError is a RuntimeError
         print(f"synth: error: {e}", file=sys.stderr)
         return 1
     stamp = json.loads((Path(args.out) / STAMP_FILE).read_text(encoding="utf-8"))

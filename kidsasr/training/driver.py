@@ -31,6 +31,7 @@ import contextlib
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTraining
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..evaluation.metrics import score as score_texts
-from ..fileio import write_json_atomic, write_text_atomic
+from ..fileio import BusyError, remove_stale_parts, run_lock, write_json_atomic, write_text_atomic
 from ..manifest import load_split
 from .augment import Augmenter
 from .collators import CTCCollator, ClipSource, WhisperCollator
@@ -398,9 +399,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         recipe = load_recipe(args.recipe, overrides)
     except RecipeError as e:
-        print(f"kidsasr train: {e}")
+        print(f"kidsasr train: {e}", file=sys.stderr)
         return 2
-    results = train(recipe, resume=not args.no_resume)
+    out = Path(recipe.train.output_dir)
+    # one run per output folder; under accelerate/torchrun only the first process takes the lock
+    first = int(os.environ.get("RANK", "0")) == 0
+    try:
+        with run_lock(out, "train") if first else contextlib.nullcontext():
+            if first:
+                remove_stale_parts(out)
+            results = train(recipe, resume=not args.no_resume)
+    except BusyError as e:
+        print(f"kidsasr train: {e}", file=sys.stderr)
+        return 2
     if results:
         pct = {k: f"{100 * v:.1f}%" for k, v in results.items() if k.endswith("_cer")}
         print(f"train: done in {results['total_minutes']:.1f} min ({results['train_minutes']:.1f} min training, "

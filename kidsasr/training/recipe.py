@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .. import config
+from ..asr.export import looks_local
 from ..constants import DEFAULT_MODEL
 
 MODEL_FAMILIES = ("whisper", "wav2vec2")
@@ -186,15 +187,17 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     need(d.max_test_utterances >= 0, "data.max_test_utterances", "must be >= 0", d.max_test_utterances)
     need(d.review_weight >= 1, "data.review_weight", "must be >= 1", d.review_weight)
     if check_data:  # the files the recipe reads: a start model made by another recipe may not exist yet
-        looks_local = m.name_or_path.startswith((".", "/", "~")) or m.name_or_path.count("/") > 1
-        need(not looks_local or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
+        need(not looks_local(m.name_or_path) or Path(m.name_or_path).expanduser().exists(), "model.name_or_path",
              "no such folder", m.name_or_path)
         prep = Path(d.prep_dir)
         need(prep.is_dir(), "data.prep_dir", "no such folder (run `kidsasr prep` or pass --data)", d.prep_dir)
         for key in ("train_split", "dev_split"):
             split = getattr(d, key)
-            need(any((prep / "dataset" / split).glob("*.parquet")), f"data.{key}",
-                 f"no parquet shards under {prep / 'dataset' / split}", split)
+            shards = sorted((prep / "dataset" / split).glob("*.parquet"))
+            need(bool(shards), f"data.{key}", f"no parquet shards under {prep / 'dataset' / split}: no utterances to "
+                                              f"use (see {prep / 'report.md'})", split)
+            need(split_rows(shards) > 0, f"data.{key}", f"no utterances in the parquet shards under "
+                                                        f"{prep / 'dataset' / split} (see {prep / 'report.md'})", split)
 
     need(a.copies >= 1, "augment.copies", "must be >= 1", a.copies)
     need(a.bank_sentences >= 0, "augment.bank_sentences", "must be >= 0", a.bank_sentences)
@@ -232,6 +235,13 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     need(e.quantization in ("int8", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32"),
          "export.quantization", "must be a CTranslate2 quantization", e.quantization)
     return recipe
+
+
+def split_rows(shards: list[Path]) -> int:
+    """Rows in a split's parquet shards, from their footers (nothing is decoded)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_data: bool = True) -> Recipe:
