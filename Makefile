@@ -80,7 +80,7 @@ bench-prep: setup
 	$(BIN)/python data_prep/bench_prep.py
 
 bench-align: setup
-	$(BIN)/python -m kidsasr.alignment --corpus $(CORPUS)
+	$(BIN)/python data_prep/bench_align.py --corpus $(CORPUS)
 
 bench-cues: setup
 	$(BIN)/python subtitle/oracle_cues.py

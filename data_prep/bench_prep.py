@@ -73,8 +73,8 @@ def naive_pipeline(corpus: Path, hours: float, decode_only: bool) -> None:
     import soundfile as sf
     import torch
 
-    from kidsasr.corpus import ReadReport
-    from kidsasr.related_corpora import read_any
+    from kidsasr.corpus.reader import ReadReport
+    from kidsasr.corpus.related import read_any
 
     torch.set_num_threads(1)
     if not decode_only:

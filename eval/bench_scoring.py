@@ -1,4 +1,4 @@
-"""`make bench-eval`: scoring 100k utterances with kidsasr.metrics beside a naive per-utterance jiwer loop.
+"""`make bench-eval`: scoring 100k utterances with kidsasr.evaluation.metrics beside a naive per-utterance jiwer loop.
 
 Both paths normalise with textnorm.normalize_for_cer and compute the same three figures (CER without spaces,
 CER with spaces, WER); the script checks that they agree, then prints median times and the ratio. The full
@@ -18,9 +18,9 @@ import time
 import jiwer
 import numpy as np
 
-from kidsasr import metrics
-from kidsasr.corpus import CATEGORIES
-from kidsasr.textbank import sentence_bank
+from kidsasr.corpus.reader import CATEGORIES
+from kidsasr.evaluation import metrics
+from kidsasr.synth.textbank import sentence_bank
 from kidsasr.textnorm import normalize_for_cer
 
 BUDGET_SECONDS = 60.0
@@ -121,7 +121,7 @@ def main() -> None:
     print(f"CER {100 * got[0]:.2f}%  CER spaced {100 * got[1]:.2f}%  WER {100 * got[2]:.2f}% (both scorers agree)")
     print("medians, wall s / CPU s:")
     print(f"  naive per-utterance jiwer.cer/jiwer.wer loop : {med['naive'][0]:7.2f} / {med['naive'][1]:7.2f}")
-    print(f"  kidsasr.metrics.score (batched jiwer)        : {med['ours'][0]:7.2f} / {med['ours'][1]:7.2f}")
+    print(f"  kidsasr.evaluation.metrics.score (batched jiwer)        : {med['ours'][0]:7.2f} / {med['ours'][1]:7.2f}")
     print(f"  ratio naive / kidsasr                        : {med['naive'][0] / med['ours'][0]:7.2f}x wall, "
           f"{med['naive'][1] / med['ours'][1]:.2f}x CPU")
     wall, cpu = med["full"]

@@ -1,13 +1,13 @@
 """`make bench-subtitle`: kidsasr subtitles vs faster-whisper's defaults on one generated 10-minute episode.
 
 Stages:
-  1. render a 10-minute children's-programme episode with kidsasr.synth (cached under --work)
+  1. render a 10-minute children's-programme episode with kidsasr.synth.generator (cached under --work)
   2. kidsasr: CTranslate2 int8 recogniser -> transcribe_long -> cues.build_cues (kids style), --repeats times
      (median wall and CPU time reported)
   3. baseline, same weights: faster-whisper `WhisperModel.transcribe` with its defaults (sequential, beam 5,
      vad_filter=True), one cue per segment
   4. both written to --work as VTT (kidsasr's dropped items as JSON lines) and scored from the files by
-     kidsasr.longform_eval against the label and the true speech spans (truth.jsonl): real-time factor (wall) and
+     kidsasr.evaluation.longform against the label and the true speech spans (truth.jsonl): real-time factor (wall) and
      CPU time, CER over the episode, share of cues within the style rules (cues.check_cue), share of on-screen time
      outside speech, share of cues spanning a pause > 1 s
 Optional: --memory-hours N writes an N-hour episode (a sentence every 30 s over room tone, streamed to disk) and
@@ -35,9 +35,9 @@ EPISODE_SECONDS = 600.0
 
 
 def make_episode(work: Path, seed: int) -> tuple[Path, list[dict]]:
-    """A 10-minute episode rendered by kidsasr.synth, cached under `work`: its WAV and its truth rows."""
-    from kidsasr import synth
-    from kidsasr.textbank import sentence_bank
+    """A 10-minute episode rendered by kidsasr.synth.generator, cached under `work`: its WAV and its truth rows."""
+    from kidsasr.synth import generator as synth
+    from kidsasr.synth.textbank import sentence_bank
 
     wav, label_path, truth_path = work / "episode.wav", work / "episode.json", work / "truth.jsonl"
     if not (wav.exists() and label_path.exists() and truth_path.exists()):
@@ -55,7 +55,7 @@ def make_episode(work: Path, seed: int) -> tuple[Path, list[dict]]:
 def evaluate(name: str, vtt: Path, label_path: Path, speech: list[tuple[float, float]], wall: float, cpu: float,
              style) -> dict:
     """The eval engineer's long-form scoring of the written VTT, with the true speech spans as speech."""
-    from kidsasr.longform_eval import evaluate_subtitles
+    from kidsasr.evaluation.longform import evaluate_subtitles
 
     r = evaluate_subtitles(vtt, label_path, style, speech_regions=speech)
     return {"tool": name, "wall": wall, "cpu": cpu, "rtf": wall / EPISODE_SECONDS, "cer": r["cer"]["rate"],
@@ -66,8 +66,8 @@ def evaluate(name: str, vtt: Path, label_path: Path, speech: list[tuple[float, f
 
 
 def run_kidsasr(wav: Path, recognizer, style) -> tuple[list, tuple[float, float], object]:
-    from kidsasr.cues import build_cues
-    from kidsasr.transcribe import transcribe_long
+    from kidsasr.subtitles.cues import build_cues
+    from kidsasr.asr.transcribe import transcribe_long
 
     wall, cpu = time.perf_counter(), time.process_time()
     result = transcribe_long(wav, recognizer)
@@ -78,7 +78,7 @@ def run_kidsasr(wav: Path, recognizer, style) -> tuple[list, tuple[float, float]
 def run_faster_whisper(wav: Path, ct2_dir: Path, threads: int) -> tuple[list, tuple[float, float]]:
     from faster_whisper import WhisperModel
 
-    from kidsasr.cues import Cue
+    from kidsasr.subtitles.cues import Cue
 
     model = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=threads)
     frames = model.feature_extractor.nb_max_frames
@@ -99,8 +99,8 @@ def run_faster_whisper(wav: Path, ct2_dir: Path, threads: int) -> tuple[list, tu
 
 def peak_rss_of_transcribe(wav: Path, model: str, threads: int) -> float:
     """Peak RSS (MiB) of a fresh process that runs transcribe_long on `wav`."""
-    code = ("import resource, sys; from kidsasr.models import load_recognizer; "
-            "from kidsasr.transcribe import transcribe_long; "
+    code = ("import resource, sys; from kidsasr.asr.models import load_recognizer; "
+            "from kidsasr.asr.transcribe import transcribe_long; "
             f"r = transcribe_long({str(wav)!r}, load_recognizer({model!r}, backend='ct2', num_threads={threads})); "
             "print(len(r.speech_regions), len(r.segments), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-hours", type=float, default=0.0, help="also measure peak RSS on an N-hour file")
     args = parser.parse_args(argv)
 
-    from kidsasr.cues import load_style
-    from kidsasr.export import cached_ct2
-    from kidsasr.longform_eval import merge_regions
+    from kidsasr.subtitles.cues import load_style
+    from kidsasr.asr.export import cached_ct2
+    from kidsasr.evaluation.longform import merge_regions
 
     style = load_style(args.style)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -149,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"episode {wav} ({duration / 60:.0f} min, {len(truth)} sentences); model {args.model} -> {ct2_dir}; "
           f"{args.threads} threads", file=sys.stderr)
 
-    from kidsasr.cues import write_vtt
+    from kidsasr.subtitles.cues import write_vtt
 
     rows = []
     label_path = args.work / "episode.json"
-    from kidsasr.models import load_recognizer
+    from kidsasr.asr.models import load_recognizer
 
     recognizer = load_recognizer(args.model, backend="ct2", num_threads=args.threads)  # converted before timing
     times = []

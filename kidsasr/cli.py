@@ -11,12 +11,12 @@ import importlib
 import sys
 
 COMMANDS = {
-    "synth": ("kidsasr.synth", "generate the synthetic children's-broadcast corpus"),
-    "prep": ("kidsasr.prep", "clean, align and filter a corpus into training manifests"),
-    "train": ("kidsasr.training", "fine-tune Whisper or wav2vec2 from a YAML recipe"),
-    "eval": ("kidsasr.evaluation", "transcribe a split and score CER against the zero-shot baseline"),
-    "subtitle": ("kidsasr.subtitles", "turn episodes (a file or a folder) into Korean WebVTT/SRT"),
-    "export": ("kidsasr.export", "convert a Hugging Face Whisper checkpoint to CTranslate2 int8"),
+    "synth": ("kidsasr.synth.generator", "generate the synthetic children's-broadcast corpus"),
+    "prep": ("kidsasr.prep.runner", "clean, align and filter a corpus into training manifests"),
+    "train": ("kidsasr.training.driver", "fine-tune Whisper or wav2vec2 from a YAML recipe"),
+    "eval": ("kidsasr.evaluation.runner", "transcribe a split and score CER against the zero-shot baseline"),
+    "subtitle": ("kidsasr.subtitles.runner", "turn episodes (a file or a folder) into Korean WebVTT/SRT"),
+    "export": ("kidsasr.asr.export", "convert a Hugging Face Whisper checkpoint to CTranslate2 int8"),
     "demo": ("kidsasr.demo", "run every stage end to end on the built-in demo corpus"),
 }
 

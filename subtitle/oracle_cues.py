@@ -15,9 +15,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from kidsasr.cues import CueWord, build_cues, check_cues, load_style, reading_length
+from kidsasr.evaluation.longform import merge_regions
 from kidsasr.fileio import read_jsonl
-from kidsasr.longform_eval import merge_regions
+from kidsasr.subtitles.cues import CueWord, build_cues, check_cues, load_style, reading_length
 from kidsasr.textnorm import parse_label
 
 WORD_GAP = 0.3  # silence between two words, in syllables' worth of time

@@ -19,6 +19,6 @@ WHISPER_BASE = "openai/whisper-base"
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """A `kidsasr synth --size tiny --seed 0` corpus in the distributed folder layout."""
-    from kidsasr.synth import generate
+    from kidsasr.synth.generator import generate
 
     return generate("tiny", seed=0, out=tmp_path_factory.mktemp("corpus") / "tiny")

@@ -8,21 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from kidsasr.alignment import (
-    AlignItem,
-    Alignment,
-    attention_cost,
-    boundary_errors,
-    ctc_segment,
-    dtw_path,
-    load_aligner,
-    measure_corpus,
-    pack_windows,
-    row_start_frames,
-    snap_to_speech,
-    text_edges,
-    speech_coverage,
-)
+from kidsasr.evaluation.boundaries import boundary_errors, measure_corpus
+from kidsasr.prep.alignment import (AlignItem, Alignment, attention_cost, ctc_segment, dtw_path, load_aligner,
+                                    pack_windows, row_start_frames, snap_to_speech, text_edges, speech_coverage)
+
 
 # --- DTW and token times ----------------------------------------------------------------------------------------
 
@@ -259,7 +248,7 @@ def whisper_aligner():
 
 
 def _episode(corpus, index: int = 0):
-    from kidsasr.corpus import read_corpus
+    from kidsasr.corpus.reader import read_corpus
     from kidsasr.textnorm import parse_label
 
     episode = sorted(read_corpus(corpus), key=lambda e: e.id)[index]

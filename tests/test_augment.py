@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from kidsasr.audio import SAMPLE_RATE
-from kidsasr.augment import (Augmenter, colored_noise, formant_shift, mix_at_snr, pitch_shift, speed_perturb,
-                             tonal_bed)
-from kidsasr.recipe import AugmentConfig
+from kidsasr.training.augment import (Augmenter, colored_noise, formant_shift, mix_at_snr, pitch_shift, speed_perturb,
+                                      tonal_bed)
+from kidsasr.training.recipe import AugmentConfig
 
 
 def voiced(seconds: float = 1.0, f0: float = 220.0) -> np.ndarray:

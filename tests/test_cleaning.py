@@ -1,4 +1,5 @@
-"""kidsasr.cleaning on real espeak-ng speech: VAD speech ratio, SNR, clipping, condition, normalisation, decoding."""
+"""kidsasr.prep.cleaning on real espeak-ng speech: VAD speech ratio, SNR, clipping, condition, normalisation,
+decoding."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
+from test_prep_bad_input import SR, speech
 
 from kidsasr.audio import load_audio
-from kidsasr.cleaning import CleaningConfig, analyse, flac_bytes, normalise, segment_quality
-from test_prep_bad_input import SR, speech
+from kidsasr.prep.cleaning import CleaningConfig, analyse, flac_bytes, normalise, segment_quality
 
 CONFIG = CleaningConfig()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kidsasr.audio import write_wav
-from kidsasr.corpus import ReadReport, is_unsafe_member, parse_time, read_corpus
+from kidsasr.corpus.reader import ReadReport, is_unsafe_member, parse_time, read_corpus
 
 
 def tone(seconds: float, sr: int = 16000) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""kidsasr.cues: every cue rule, on hand-made cases and on seeded random word streams (no models)."""
+"""kidsasr.subtitles.cues: every cue rule, on hand-made cases and on seeded random word streams (no models)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import webvtt
 
-from kidsasr.cues import (
-    Cue, CueWord, Style, break_lines, build_cues, check_cue, check_cues, cues_json_path, load_style,
-    reading_length, text_width, vtt_text, write_cues_json, write_srt, write_vtt,
-)
+from kidsasr.subtitles.cues import (Cue, CueWord, Style, break_lines, build_cues, check_cue, check_cues, cues_json_path,
+                                    load_style, reading_length, text_width, vtt_text, write_cues_json, write_srt,
+                                    write_vtt)
 
 KIDS = load_style("kids")
 ADULT = load_style("adult")
@@ -26,7 +25,7 @@ ENDINGS = ["", "", "", "", ".", ",", "?", "!"]
 
 @dataclass
 class Word:
-    """The fields of kidsasr.models.Word, plus the optional speaker id the cue builder reads when present."""
+    """The fields of kidsasr.asr.models.Word, plus the optional speaker id the cue builder reads when present."""
 
     text: str
     start: float

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kidsasr import evaluation
 from kidsasr.cli import main
+from kidsasr.evaluation.reports import RESULTS_HEADER, append_results_row
+from kidsasr.evaluation.transcription import _read_cache
 
 UTTERANCES = [  # id, text, category, age_group, sex, speaker_role, condition
     ("ep1_0001", "안녕하세요.", "어린이 드라마", "7-9", "F", "child", "clean"),
@@ -91,14 +92,14 @@ def test_results_md_gets_one_row_per_run_and_keeps_other_sections(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\n## Subtitles\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n", encoding="utf-8")
     for k in range(2):
-        evaluation.append_results_row(results, f"| 2026-01-01 | r{k} |\n")
+        append_results_row(results, f"| 2026-01-01 | r{k} |\n")
     text = results.read_text(encoding="utf-8")
     assert "## Subtitles\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n" in text
     runs = text.split("## Runs")[1]
-    assert runs.startswith("\n\n" + evaluation.RESULTS_HEADER + "| 2026-01-01 | r0 |\n| 2026-01-01 | r1 |\n")
+    assert runs.startswith("\n\n" + RESULTS_HEADER + "| 2026-01-01 | r0 |\n| 2026-01-01 | r1 |\n")
     # a runs table followed by another section: rows go to the end of the runs table, not of the file
     results.write_text(text + "\n## Data prep\n\n| x |\n| --- |\n", encoding="utf-8")
-    evaluation.append_results_row(results, "| 2026-01-02 | r2 |\n")
+    append_results_row(results, "| 2026-01-02 | r2 |\n")
     text = results.read_text(encoding="utf-8")
     assert "| r1 |\n| 2026-01-02 | r2 |\n\n## Data prep\n\n| x |\n| --- |\n" in text
 
@@ -136,7 +137,7 @@ def test_interrupted_transcription_cache_is_reused(tmp_path):
     cache = tmp_path / "hyps-model.jsonl"
     cache.write_text('{"id": "a", "text": "안녕", "audio_seconds": 1.0, "compute_seconds": 0.5}\n{"id": "b", "te',
                      encoding="utf-8")
-    assert list(evaluation._read_cache(cache)) == ["a"]
+    assert list(_read_cache(cache)) == ["a"]
 
 
 # ---- end to end with whisper-base ---------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def episode(tmp_path) -> tuple[Path, Path]:
 
 
 def test_subtitle_file_scored_against_label_json(episode):
-    from kidsasr.longform_eval import evaluate_subtitles
+    from kidsasr.evaluation.longform import evaluate_subtitles
 
     vtt, label = episode
     r = evaluate_subtitles(vtt, label, "kids")
@@ -239,7 +240,7 @@ def test_subtitle_file_scored_against_label_json(episode):
 
 
 def test_identical_subtitles_score_zero_and_srt_reads_the_same(tmp_path, episode):
-    from kidsasr.longform_eval import evaluate_subtitles, read_subtitles
+    from kidsasr.evaluation.longform import evaluate_subtitles, read_subtitles
 
     vtt, _ = episode
     r = evaluate_subtitles(vtt, vtt)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from kidsasr.guards import (GuardOptions, apply_guards, cut_repetition, find_repetition, gate, needs_fallback,
-                            stock_phrase_spans, supported_by_audio)
-from kidsasr.models import Hypothesis, Word, compression_ratio
+from kidsasr.asr.guards import (GuardOptions, apply_guards, cut_repetition, find_repetition, gate, needs_fallback,
+                                stock_phrase_spans, supported_by_audio)
+from kidsasr.asr.models import Hypothesis, Word, compression_ratio
 
 
 def hyp(text: str, avg_logprob: float = -0.3, no_speech_prob: float = 0.05, timed: bool = True) -> Hypothesis:

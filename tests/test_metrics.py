@@ -1,11 +1,12 @@
-"""kidsasr.metrics on hand-checked Korean examples, the normalisation policy, and the bootstrap statistics."""
+"""kidsasr.evaluation.metrics on hand-checked Korean examples, the normalisation policy, and the bootstrap
+statistics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kidsasr import metrics
+from kidsasr.evaluation import metrics
 
 
 def score(refs, hyps):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kidsasr.asr.models import (DecodeOptions, Fallback, Hypothesis, _ct2_threads_and_workers, compression_ratio,
+                                empty_hypothesis, load_recognizer)
 from kidsasr.audio import resample
-from kidsasr.models import (DecodeOptions, Fallback, Hypothesis, _ct2_threads_and_workers, compression_ratio,
-                            empty_hypothesis, load_recognizer)
 
 from conftest import WHISPER_BASE
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from kidsasr.filters import (FilterConfig, check_duration, check_rate, check_text, overlapping_neighbours,
-                             reader_reason_code)
-from kidsasr.prep import PrepConfig, load_config, prepare
-from kidsasr.splits import EpisodeKey, SplitConfig, assign_splits
+from kidsasr.prep.filters import (FilterConfig, check_duration, check_rate, check_text, overlapping_neighbours,
+                                  reader_reason_code)
+from kidsasr.prep.config import PrepConfig, load_config
+from kidsasr.prep.runner import prepare
+from kidsasr.prep.splits import EpisodeKey, SplitConfig, assign_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "data_prep" / "config.yaml"
@@ -197,7 +198,7 @@ def test_process_pool_and_ray_give_identical_output(reference_run, tiny_corpus, 
 
 def test_zip_parts_give_the_same_utterances_as_folders(reference_run, tmp_path):
     """The distributed packaging (TS_/TL_ zip parts) is read in place, with the same result as extracted folders."""
-    from kidsasr.synth import generate
+    from kidsasr.synth.generator import generate
 
     ref_out, _ = reference_run
     corpus = generate("tiny", seed=0, out=tmp_path / "zipped", zip_parts=True)

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from kidsasr.audio import load_audio
-from kidsasr.corpus import CATEGORIES
+from kidsasr.corpus.reader import CATEGORIES
 
 SR = 16000
 SENTENCES = ["안녕하세요 오늘은 숫자 놀이를 해요", "사과가 (3개)/(세 개) 있어요", "우리 같이 노래를 불러 볼까요",
@@ -125,7 +125,8 @@ def bad_corpus(tmp_path_factory) -> Path:
 def _run(corpus: Path, out: Path, **output) -> tuple[dict, list[dict], list[dict]]:
     import dataclasses
 
-    from kidsasr.prep import load_config, prepare
+    from kidsasr.prep.config import load_config
+    from kidsasr.prep.runner import prepare
 
     config = load_config(Path(__file__).resolve().parents[1] / "data_prep" / "config.yaml")
     config = dataclasses.replace(config, alignment=dataclasses.replace(config.alignment, aligner="none"),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from kidsasr.audio import write_wav
-from kidsasr.cues import CueWord, Cue, build_cues, check_cues, load_style, write_cues_json, write_vtt
+from kidsasr.subtitles.cues import CueWord, Cue, build_cues, check_cues, load_style, write_cues_json, write_vtt
 
 PREVIEW = Path(__file__).resolve().parents[1] / "subtitle" / "preview.html"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from kidsasr.audio import to_pcm16, write_wav
-from kidsasr.corpus import ReadReport
-from kidsasr.related_corpora import detect_format, read_any
+from kidsasr.corpus.reader import ReadReport
+from kidsasr.corpus.related import detect_format, read_any
 
 
 def tone(seconds: float) -> np.ndarray:

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import webvtt
+from test_transcribe import music
 
 from kidsasr.cli import main
-from kidsasr.cues import check_cues, load_style
-from kidsasr.subtitles import SUMMARY_NAME, find_episodes, subtitle_file
+from kidsasr.subtitles.cues import check_cues, load_style
+from kidsasr.subtitles.runner import SUMMARY_NAME, find_episodes, subtitle_file
 
 from conftest import WHISPER_BASE
 from test_models import espeak, make_tiny_ctc
-from test_transcribe import music
 
 SR = 16000
 MEDIA_COUNT = 13
@@ -182,7 +182,7 @@ def test_whisper_base_subtitles_an_episode_end_to_end(episodes, speech, tmp_path
     assert side["cues"] or side["dropped"]  # zero-shot whisper-base: some words, or guarded loops
     assert side["cues_with_violations"] == sum(bool(c["violations"]) for c in side["cues"])
     if side["cues"]:
-        from kidsasr.cues import Cue, CueWord
+        from kidsasr.subtitles.cues import Cue, CueWord
 
         rebuilt = [Cue(c["start"], c["end"], c["lines"], c["confidence"], [CueWord(**w) for w in c["words"]])
                    for c in side["cues"]]

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kidsasr import broadcast_mix as mix
-from kidsasr import synth
 from kidsasr.audio import wav_bytes
 from kidsasr.cli import main as cli_main
-from kidsasr.corpus import CATEGORIES
-from kidsasr.voices import ADULT_HOSTS, CHILD_VOICES, espeak, speak
+from kidsasr.corpus.reader import CATEGORIES
+from kidsasr.synth import broadcast_mix as mix
+from kidsasr.synth import generator as synth
+from kidsasr.synth.voices import ADULT_HOSTS, CHILD_VOICES, espeak, speak
 
 TIME = re.compile(r"^(\d{1,2}):([0-5]\d):([0-5]\d\.\d{3})$")
 TRUTH_KEYS = {"episode_id", "sentence_id", "true_start", "true_end", "label_start", "label_end", "jittered",
@@ -181,7 +181,7 @@ def test_refuses_to_mix_into_a_folder_of_other_files(tmp_path):
 
 
 def test_reader_reads_every_episode_without_issues(tiny_corpus):
-    from kidsasr.corpus import ReadReport, read_corpus
+    from kidsasr.corpus.reader import ReadReport, read_corpus
 
     report = ReadReport()
     episodes = list(read_corpus(tiny_corpus, report))

@@ -12,22 +12,11 @@ from collections import Counter
 
 import pytest
 
-from kidsasr.corpus import CATEGORIES
+from kidsasr.corpus.reader import CATEGORIES
 from kidsasr.fileio import read_jsonl
-from kidsasr import textbank
-from kidsasr.textbank import (
-    DECORATED_SHARE,
-    _attributive,
-    BankSentence,
-    decorate,
-    fill,
-    hand_written,
-    josa,
-    read_text_corpus,
-    sentence_bank,
-    templates,
-    write_text_corpus,
-)
+from kidsasr.synth import textbank
+from kidsasr.synth.textbank import (DECORATED_SHARE, _attributive, BankSentence, decorate, fill, hand_written, josa,
+                                    read_text_corpus, sentence_bank, templates, write_text_corpus)
 from kidsasr.textnorm import NATIVE_COUNTERS, SINO_COUNTERS, label_problems, normalize_for_cer, parse_label
 
 KSPON_MARK = re.compile(r"\)/\(|(?<![^\s(])[blnou]/|[가-힣]/|\S\+(?=\s|$)")
@@ -188,7 +177,7 @@ def test_read_text_corpus_names_the_file_on_a_bad_row(tmp_path):
 
 def test_bank_is_identical_across_processes(bank):
     """No set or hash order leaks into the bank: another interpreter with another hash seed builds the same."""
-    script = ("import hashlib, json; from kidsasr.textbank import sentence_bank; "
+    script = ("import hashlib, json; from kidsasr.synth.textbank import sentence_bank; "
               "print(hashlib.sha256(json.dumps([s.__dict__ for s in sentence_bank(0)]).encode()).hexdigest())")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip()

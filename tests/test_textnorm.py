@@ -7,19 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kidsasr.textnorm import (
-    Transcript,
-    is_tag_only,
-    jongseong,
-    label_problems,
-    native,
-    normalize_for_cer,
-    number_readings,
-    parse_label,
-    sino,
-    spell_numbers,
-    to_kspon_order,
-)
+from kidsasr.textnorm import (Transcript, is_tag_only, jongseong, label_problems, native, normalize_for_cer,
+                              number_readings, parse_label, sino, spell_numbers, to_kspon_order)
+
 
 # --- KsponSpeech conventions -------------------------------------------------------------------------------------
 

@@ -13,12 +13,16 @@ import torch
 from transformers import (GenerationConfig, TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, WhisperConfig,
                           WhisperForConditionalGeneration, WhisperProcessor)
 
-from kidsasr import training
 from kidsasr.audio import SAMPLE_RATE
-from kidsasr.corpus import read_corpus
+from kidsasr.corpus.reader import read_corpus
 from kidsasr.manifest import Utterance, load_split
-from kidsasr.recipe import Recipe, RecipeError, load_recipe, validate
 from kidsasr.textnorm import parse_label
+from kidsasr.training.collators import CTCCollator, ClipSource, WhisperCollator, pad_labels
+from kidsasr.training.data import build_vocab, from_units, load_training_split, to_units, whisper_labels
+from kidsasr.training.driver import build, last_checkpoint, score, train, zero_shot_recipe
+from kidsasr.training.encoder_cache import encode_lower, encode_upper, pack_windows
+from kidsasr.training.recipe import Recipe, RecipeError, load_recipe, validate
+from kidsasr.training.surgery import ctc_processor, shrink_decoder
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 WHISPER_BASE = "openai/whisper-base"
@@ -157,35 +161,35 @@ def test_overrides_are_typed():
 # ------------------------------------------------------------------------------------------------ text and labels
 def test_syllable_and_jamo_vocabularies():
     texts = ["나는 사과", "사과 좋아"]
-    syllables = training.build_vocab(texts, "syllable")
+    syllables = build_vocab(texts, "syllable")
     assert list(syllables)[:3] == ["[PAD]", "[UNK]", "|"] and syllables["[PAD]"] == 0
     assert set(syllables) - {"[PAD]", "[UNK]", "|"} == set("나는사과좋아")
-    jamo = training.build_vocab(texts, "jamo")
+    jamo = build_vocab(texts, "jamo")
     assert "ㅅ" not in jamo and "\u1109" in jamo  # conjoining choseong SIOS, not the compatibility letter
-    assert len(jamo) - 3 < len(set("".join(training.to_units(t, "jamo") for t in texts)))
-    unit_text = training.to_units("사과 좋아", "jamo")
-    assert len(unit_text) > len("사과 좋아") and training.from_units(unit_text, "jamo") == "사과 좋아"
+    assert len(jamo) - 3 < len(set("".join(to_units(t, "jamo") for t in texts)))
+    unit_text = to_units("사과 좋아", "jamo")
+    assert len(unit_text) > len("사과 좋아") and from_units(unit_text, "jamo") == "사과 좋아"
     with pytest.raises(ValueError, match="empty"):
-        training.build_vocab(["  "], "syllable")
+        build_vocab(["  "], "syllable")
 
 
 def test_ctc_tokenizer_round_trip(tmp_path):
-    vocab = training.build_vocab(["사과 좋아"], "jamo")
-    tok = training.ctc_processor(vocab, tmp_path).tokenizer
-    ids = tok(training.to_units("사과 좋아", "jamo")).input_ids
+    vocab = build_vocab(["사과 좋아"], "jamo")
+    tok = ctc_processor(vocab, tmp_path).tokenizer
+    ids = tok(to_units("사과 좋아", "jamo")).input_ids
     assert vocab["|"] in ids and vocab["[PAD]"] not in ids
-    assert training.from_units(tok.decode(ids, group_tokens=False), "jamo") == "사과 좋아"
+    assert from_units(tok.decode(ids, group_tokens=False), "jamo") == "사과 좋아"
 
 
 def test_whisper_labels_carry_the_korean_prefix_and_pad_with_minus_100():
     processor = WhisperProcessor.from_pretrained(WHISPER_BASE)
     tok = processor.tokenizer
     tok.set_prefix_tokens(language="ko", task="transcribe", predict_timestamps=False)
-    labels = training.whisper_labels(tok, "사과 세 개")
+    labels = whisper_labels(tok, "사과 세 개")
     assert tok.convert_ids_to_tokens(labels[:3]) == ["<|ko|>", "<|transcribe|>", "<|notimestamps|>"]
     assert labels[-1] == tok.eos_token_id and "<|startoftranscript|>" not in tok.convert_ids_to_tokens(labels)
     assert tok.decode(labels, skip_special_tokens=True) == "사과 세 개"
-    batch = training.pad_labels([labels, labels[:5]])
+    batch = pad_labels([labels, labels[:5]])
     assert batch.shape == (2, len(labels)) and (batch[1, 5:] == -100).all()
 
 
@@ -193,9 +197,9 @@ def test_whisper_collator_shapes(prepared):
     processor = WhisperProcessor.from_pretrained(WHISPER_BASE)
     processor.tokenizer.set_prefix_tokens(language="ko", task="transcribe", predict_timestamps=False)
     recipe = load_recipe(RECIPES / "demo_cpu.yaml", [f"data.prep_dir={prepared}"])
-    split = training.load_training_split(recipe, "train", processor.tokenizer)
+    split = load_training_split(recipe, "train", processor.tokenizer)
     rows = [split.dataset[i] for i in range(3)]
-    batch = training.WhisperCollator(processor, training.ClipSource(None, 0))(rows)
+    batch = WhisperCollator(processor, ClipSource(None, 0))(rows)
     assert batch["input_features"].shape == (3, 80, 3000)
     assert batch["labels"].shape[0] == 3 and (batch["labels"][:, 0] == 50264).all()  # <|ko|>
     assert (batch["labels"] == -100).any() or len({len(r["target"]) for r in rows}) == 1
@@ -203,18 +207,18 @@ def test_whisper_collator_shapes(prepared):
 
 def test_ctc_collator_shapes(prepared, tmp_path):
     recipe = load_recipe(RECIPES / "wav2vec2_xlsr_kids.yaml", [f"data.prep_dir={prepared}"])
-    split = training.load_training_split(recipe, "train")
+    split = load_training_split(recipe, "train")
     assert all(" " not in t or "|" not in t for t in split.dataset["target"])
-    processor = training.ctc_processor(training.build_vocab(list(split.dataset["target"]), "syllable"), tmp_path)
+    processor = ctc_processor(build_vocab(list(split.dataset["target"]), "syllable"), tmp_path)
     rows = [split.dataset[i] for i in range(3)]
-    batch = training.CTCCollator(processor, training.ClipSource(None, 0), "syllable")(rows)
+    batch = CTCCollator(processor, ClipSource(None, 0), "syllable")(rows)
     longest = max(int(round(r["input_length"] * SAMPLE_RATE)) for r in rows)
     assert batch["input_values"].shape == (3, longest) == batch["attention_mask"].shape
     assert batch["labels"].shape[0] == 3 and (batch["labels"][batch["labels"] != -100] >= 2).all()
 
 
 def test_pack_windows_respects_seconds_and_tokens():
-    windows = training.pack_windows([10, 10, 10, 35, 5, 5], [10, 10, 200, 10, 10, 10], 30.0, 0.5, 100)
+    windows = pack_windows([10, 10, 10, 35, 5, 5], [10, 10, 200, 10, 10, 10], 30.0, 0.5, 100)
     assert windows == [[0, 1], [2], [3], [4, 5]]
     assert sum(windows, []) == list(range(6))
 
@@ -223,14 +227,14 @@ def test_pack_windows_respects_seconds_and_tokens():
 def test_all_rejected_split_is_a_clear_error(prepared, tiny_whisper, tmp_path):
     recipe = recipe_for(tmp_path, prepared, tiny_whisper, data={"min_duration": 29.0})
     with pytest.raises(ValueError, match=r"split 'train': all \d+ utterances rejected .*shorter than 29.0 s"):
-        training.load_training_split(recipe, "train")
+        load_training_split(recipe, "train")
 
 
 def test_kept_plus_rejected_is_read(prepared, tiny_whisper, tmp_path):
     rows = load_split(prepared, "train")
     median = float(np.median([e - s for s, e in zip(rows["start"], rows["end"])]))
     recipe = recipe_for(tmp_path, prepared, tiny_whisper, data={"max_duration": median})
-    split = training.load_training_split(recipe, "train")
+    split = load_training_split(recipe, "train")
     assert 0 < len(split.dataset) < split.read
     assert len(split.dataset) + sum(split.rejected.values()) == split.read == len(load_split(prepared, "train"))
 
@@ -238,17 +242,17 @@ def test_kept_plus_rejected_is_read(prepared, tiny_whisper, tmp_path):
 def test_split_without_shards_is_a_clear_error(prepared, tiny_whisper, tmp_path):
     recipe = recipe_for(tmp_path, prepared, tiny_whisper, data={"test_split": "holdout"})
     with pytest.raises(FileNotFoundError, match="no parquet shards for split 'holdout'"):
-        training.load_training_split(recipe, "holdout")
+        load_training_split(recipe, "holdout")
 
 
 # ------------------------------------------------------------------------------------------------ models train
 def test_shrink_decoder_keeps_the_chosen_layers_and_their_alignment_heads(tiny_whisper, tmp_path):
-    from kidsasr.export import export_ct2
+    from kidsasr.asr.export import export_ct2
 
     teacher = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
     student = WhisperForConditionalGeneration.from_pretrained(tiny_whisper).eval()
     student.generation_config.alignment_heads = [[0, 1], [1, 0]]
-    training.shrink_decoder(student, [1])
+    shrink_decoder(student, [1])
     assert student.config.decoder_layers == 1 and len(student.model.decoder.layers) == 1
     torch.testing.assert_close(student.model.decoder.layers[0].fc1.weight, teacher.model.decoder.layers[1].fc1.weight)
     assert student.generation_config.alignment_heads == [[0, 0]]
@@ -264,19 +268,19 @@ def test_shrink_decoder_keeps_the_chosen_layers_and_their_alignment_heads(tiny_w
 
     other = WhisperForConditionalGeneration.from_pretrained(tiny_whisper)
     other.generation_config.alignment_heads = [[1, 1]]
-    training.shrink_decoder(other, [0])  # no head in the kept layer: every head of the last kept layer
+    shrink_decoder(other, [0])  # no head in the kept layer: every head of the last kept layer
     assert other.generation_config.alignment_heads == [[0, 0], [0, 1]]
     with pytest.raises(RecipeError, match="model.decoder_layers"):
-        training.shrink_decoder(WhisperForConditionalGeneration.from_pretrained(tiny_whisper), [0, 2])
+        shrink_decoder(WhisperForConditionalGeneration.from_pretrained(tiny_whisper), [0, 2])
 
 
 def test_shortened_encoder_window_trains_exports_and_bounds_clips(prepared, tiny_whisper, tmp_path):
-    from kidsasr.export import export_ct2
-    from kidsasr.models import CT2Whisper
+    from kidsasr.asr.export import export_ct2
+    from kidsasr.asr.models import CT2Whisper
 
     recipe = recipe_for(tmp_path, prepared, tiny_whisper, model={"encoder_seconds": 15, "frozen_encoder_layers": 1},
                         data={"max_duration": 15.0, "pack_seconds": 15.0}, train={"encoder_cache_layer": 1})
-    setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
+    setup = build(recipe, tmp_path / "run", tmp_path / "cache")
     model = setup.trainer.model
     assert model.config.max_source_positions == 750 and model.model.encoder.embed_positions.num_embeddings == 750
     full = WhisperForConditionalGeneration.from_pretrained(tiny_whisper)
@@ -298,7 +302,7 @@ def test_shortened_encoder_window_trains_exports_and_bounds_clips(prepared, tiny
 
     start_at_15 = recipe_for(tmp_path, prepared, best)  # max_duration 30 > the model's window
     with pytest.raises(RecipeError, match="reads 15 s windows"):
-        training.build(start_at_15, tmp_path / "again", tmp_path / "cache")
+        build(start_at_15, tmp_path / "again", tmp_path / "cache")
 
 
 def test_encoder_cache_is_exact(tiny_whisper):
@@ -306,14 +310,14 @@ def test_encoder_cache_is_exact(tiny_whisper):
     features = torch.randn(2, 80, 3000)
     with torch.no_grad():
         full = model.get_encoder()(features).last_hidden_state
-        split = training.encode_upper(model, training.encode_lower(model, features, 1), 1).last_hidden_state
+        split = encode_upper(model, encode_lower(model, features, 1), 1).last_hidden_state
     torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
 
 
 def test_tiny_whisper_trains_with_dev_cer_and_early_stopping(prepared, tiny_whisper, tmp_path):
     recipe = recipe_for(tmp_path, prepared, tiny_whisper,
                         train={"eval_steps": 3, "save_steps": 3, "early_stopping_patience": 2})
-    setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
+    setup = build(recipe, tmp_path / "run", tmp_path / "cache")
     setup.trainer.train()
     seen = losses(setup.trainer)
     assert len(seen) == 6 and np.mean(seen[-2:]) < seen[0]
@@ -326,11 +330,11 @@ def test_tiny_whisper_trains_with_dev_cer_and_early_stopping(prepared, tiny_whis
 def test_tiny_wav2vec2_loss_goes_down(prepared, tiny_wav2vec2, tmp_path):
     recipe = recipe_for(tmp_path, prepared, tiny_wav2vec2, family="wav2vec2",
                         model={"mask_time_prob": 0.0}, train={"learning_rate": 1e-3, "max_steps": 8})
-    setup = training.build(recipe, tmp_path / "run", tmp_path / "cache")
+    setup = build(recipe, tmp_path / "run", tmp_path / "cache")
     setup.trainer.train()
     seen = losses(setup.trainer)
     assert np.mean(seen[-2:]) < seen[0]
-    assert training.score(setup, "dev") >= 0
+    assert score(setup, "dev") >= 0
     assert json.loads((tmp_path / "run" / "vocab.json").read_text())["|"] == 2
 
 
@@ -359,18 +363,18 @@ def record_batches(trainer) -> list[list[int]]:
 def test_killed_run_resumes_with_the_same_step_and_data_order(prepared, tiny_whisper, tmp_path):
     recipe = recipe_for(tmp_path, prepared, tiny_whisper, train={"max_steps": 4, "save_steps": 2, "batch_size": 2},
                         augment={"enabled": True, "noise_prob": 1.0})
-    straight = training.build(recipe, tmp_path / "straight", tmp_path / "cache")
+    straight = build(recipe, tmp_path / "straight", tmp_path / "cache")
     straight_batches = record_batches(straight.trainer)
     straight.trainer.train()
 
-    interrupted = training.build(recipe, tmp_path / "resumed", tmp_path / "cache")
+    interrupted = build(recipe, tmp_path / "resumed", tmp_path / "cache")
     interrupted.trainer.add_callback(StopAt(2))
     interrupted.trainer.train()
     assert interrupted.trainer.state.global_step == 2
-    checkpoint = training.last_checkpoint(tmp_path / "resumed")
+    checkpoint = last_checkpoint(tmp_path / "resumed")
     assert checkpoint and checkpoint.endswith("checkpoint-2")
 
-    resumed = training.build(recipe, tmp_path / "resumed", tmp_path / "cache")
+    resumed = build(recipe, tmp_path / "resumed", tmp_path / "cache")
     resumed_batches = record_batches(resumed.trainer)
     resumed.trainer.train(resume_from_checkpoint=checkpoint)
     assert resumed.trainer.state.global_step == 4
@@ -383,10 +387,10 @@ def test_cached_encoder_run_exports_a_model_card(prepared, tiny_whisper, tmp_pat
                         data={"pack_seconds": 30.0, "max_test_utterances": 4, "max_dev_utterances": 4},
                         train={"encoder_cache_layer": 1, "max_steps": 3, "save_steps": 2})
     recipe.export.ct2 = True
-    results = training.train(recipe)
+    results = train(recipe)
     out = Path(recipe.train.output_dir)
     assert results["global_step"] == 3 and 0 <= results["dev_cer"] and "zero_shot_test_cer" in results
-    baseline = training.zero_shot_recipe(recipe)  # scored with the whole decoder: the student's is an initialisation
+    baseline = zero_shot_recipe(recipe)  # scored with the whole decoder: the student's is an initialisation
     assert baseline.model.decoder_layers == [] and recipe.model.decoder_layers == [1]
     assert baseline.model.encoder_seconds == recipe.model.encoder_seconds
     best = out / "best"

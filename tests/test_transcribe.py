@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from kidsasr.asr.guards import GuardOptions
+from kidsasr.asr.models import Word
+from kidsasr.asr.transcribe import (GAP_SECONDS, clamp_word, move_stranded_word, plan_clips, split_long_region,
+                                    transcribe_long)
+from kidsasr.asr.vad import (FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, runs_at_least,
+                             speech_regions)
 from kidsasr.audio import AudioError, resample, write_wav
-from kidsasr.guards import GuardOptions
-from kidsasr.models import Word
-from kidsasr.transcribe import (GAP_SECONDS, clamp_word, move_stranded_word, plan_clips, split_long_region,
-                                transcribe_long)
-from kidsasr.vad import (FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, runs_at_least,
-                         speech_regions)
 
 from conftest import WHISPER_BASE
 from test_models import espeak, make_tiny_ctc
@@ -72,7 +72,7 @@ def episode(tmp_path_factory, sentences) -> tuple:
 
 @pytest.fixture(scope="module")
 def tiny_ctc(tmp_path_factory):
-    from kidsasr.models import load_recognizer
+    from kidsasr.asr.models import load_recognizer
 
     return load_recognizer(str(make_tiny_ctc(tmp_path_factory.mktemp("tiny-ctc"))))
 
@@ -231,7 +231,7 @@ def test_ctc_word_times_are_monotonic_and_inside_speech(episode, tiny_ctc):
 
 @pytest.mark.slow
 def test_whisper_base_long_form_on_generated_episode(episode):
-    from kidsasr.models import load_recognizer
+    from kidsasr.asr.models import load_recognizer
 
     path, truth = episode
     result = transcribe_long(path, load_recognizer(WHISPER_BASE, num_threads=2))

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import jiwer
 import numpy as np
 
-from .textnorm import normalize_for_cer
+from ..textnorm import normalize_for_cer
 
 NORMALISATION_POLICY = (
     "Headline CER: both sides through kidsasr.textnorm.normalize_for_cer, then every space removed (the common "

@@ -16,28 +16,30 @@ sentence to its first token and the silence after it to its last, so both are ca
 and zero-shot whisper-base hardly understands Korean; so each boundary is then snapped to the nearest silero-vad
 speech edge within `snap_tolerance` (0.6 s) when there is one. On the generated demo corpus the attention alone
 is right to about ±0.3 s and the VAD edges to a few tens of ms; neither alone finds the right edge among
-several (`python -m kidsasr.alignment --corpus DIR` with `--no-vad` or `--kind vad` measures each part).
+several (`python data_prep/bench_align.py --corpus DIR` with `--no-vad` or `--kind vad` measures each part).
 Confidence combines how much better the text fits this audio than silence (a per-token log-likelihood ratio)
 with how much of the aligned span the VAD calls speech.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
-import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 SAMPLE_RATE = 16000
+
+
 WINDOW_SECONDS = 30.0
+
+
 WHISPER_FRAME_SECONDS = 0.02  # one encoder position
+
+
 MAX_TARGET_TOKENS = 440  # Whisper's decoder has 448 positions
+
 
 Regions = Sequence[tuple[float, float]]
 
@@ -82,10 +84,6 @@ def load_aligner(kind: str = "whisper", model: str | None = None, device: str = 
             raise ValueError("the ctc aligner needs a wav2vec2 CTC model id or path (model=...)")
         return CTCAligner(model, device=device, **options)
     raise ValueError(f"unknown aligner kind {kind!r}; expected 'whisper', 'ctc' or 'vad'")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Pure helpers: DTW, token times, VAD snapping, window packing, confidence
 
 
 def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +143,7 @@ def speech_edges(audio: np.ndarray) -> list[tuple[float, float]]:
     hysteresis keeps speech going 0.1-0.3 s into a music bed)."""
     from silero_vad import get_speech_timestamps_from_probs
 
-    from .vad import SpeechDetector
+    from ..asr.vad import SpeechDetector
 
     detector = SpeechDetector()
     detector.feed(audio)
@@ -267,10 +265,6 @@ def pack_windows(
     return windows
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Whisper backend
-
-
 @dataclass
 class _Span:
     start: float
@@ -283,7 +277,7 @@ class WhisperAligner:
     """Teacher-forced Whisper cross-attention + DTW, with silero-vad edge snapping.
 
     backend "ct2": CTranslate2's native `Whisper.align` (int8 on CPU; a Hugging Face id or folder is converted once
-    and cached by kidsasr.export); "transformers": the same computation in PyTorch (eager attention, any device).
+    and cached by kidsasr.asr.export); "transformers": the same computation in PyTorch (eager attention, any device).
     """
 
     name = "whisper"
@@ -310,7 +304,7 @@ class WhisperAligner:
         if backend == "ct2":
             import ctranslate2
 
-            from .export import cached_ct2, is_ct2_dir
+            from ..asr.export import cached_ct2, is_ct2_dir
 
             path = model if is_ct2_dir(model) else cached_ct2(model, compute_type)
             self.ct2 = ctranslate2.models.Whisper(str(path), device=device, compute_type=compute_type,
@@ -478,10 +472,6 @@ class WhisperAligner:
         return results
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# CTC segmentation backend
-
-
 def ctc_segment(log_probs: np.ndarray, texts: Sequence[str], char_list: Sequence[str], blank: int,
                 index_duration: float, word_delimiter: str | None = None) -> list[tuple[float, float, float]]:
     """CTC segmentation of `texts` (in order) over frame log-posteriors (frames x vocab).
@@ -617,120 +607,3 @@ class VadAligner:
     def align_long(self, audio: np.ndarray, texts: Sequence[str], regions: Regions | None = None) -> list[Alignment]:
         return [Alignment(0.0, 0.0, 0.0, "label", False, "no label times (the vad aligner cannot place text)")
                 for _ in texts]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Measurement on a generated corpus with jittered label times (truth.jsonl)
-
-
-def boundary_errors(truth_rows: Sequence[dict], alignments: Sequence[Alignment | None], tolerance: float = 0.2) -> dict:
-    """Boundary errors against the true times, before (label times) and after (aligned times) refinement.
-
-    `alignments[k]` belongs to `truth_rows[k]` (None: not aligned, counted as unchanged label times). An error of a
-    sentence is the larger of its start and end errors; "within" counts sentences whose both edges are within
-    `tolerance` seconds.
-    """
-    def stats(pairs: list[tuple[dict, tuple[float, float]]]) -> dict:
-        if not pairs:
-            return {"n": 0}
-        edges = np.array([[abs(s - r["true_start"]), abs(e - r["true_end"])] for r, (s, e) in pairs])
-        worst = edges.max(axis=1)
-        return {"n": len(pairs), "median_abs_error": float(np.median(edges)), "mean_abs_error": float(edges.mean()),
-                "p90_abs_error": float(np.quantile(edges, 0.9)), "within_tolerance": float((worst <= tolerance).mean())}
-
-    subsets = {"all": lambda r: True, "jittered": lambda r: bool(r.get("jittered")),
-               "jittered_without_overlap": lambda r: bool(r.get("jittered")) and not r.get("overlap")}
-    report = {"tolerance": tolerance}
-    for subset, wanted in subsets.items():
-        rows = [(r, a) for r, a in zip(truth_rows, alignments) if wanted(r)]
-        report[subset] = {
-            "before": stats([(r, (r["label_start"], r["label_end"])) for r, _ in rows]),
-            "after": stats([(r, (a.start, a.end) if a is not None else (r["label_start"], r["label_end"]))
-                            for r, a in rows]),
-        }
-    return report
-
-
-def _truth_row(rows: list[dict], label_start: float | None, label_end: float | None) -> dict | None:
-    """The truth row whose label times are these (labels carry millisecond times)."""
-    if label_start is None or label_end is None:
-        return None
-    for row in rows:
-        if abs(row["label_start"] - label_start) < 0.002 and abs(row["label_end"] - label_end) < 0.002:
-            return row
-    return None
-
-
-def measure_corpus(corpus: Path, aligner: Aligner, limit: int | None = None, conditions: Iterable[str] | None = None) -> dict:
-    """Align every labelled sentence of a generated corpus and compare with truth.jsonl."""
-    from .corpus import read_corpus
-    from .fileio import read_jsonl
-    from .textnorm import parse_label
-
-    truth: dict[str, list[dict]] = {}
-    for row in read_jsonl(corpus / "truth.jsonl"):
-        truth.setdefault(row["episode_id"], []).append(row)
-    wanted = set(conditions) if conditions else None
-    rows, alignments, audio_seconds, cpu_seconds, episodes = [], [], 0.0, 0.0, 0
-    for episode in read_corpus(corpus):
-        if limit is not None and episodes >= limit:
-            break
-        pairs = [(s, _truth_row(truth.get(episode.id, []), s.start, s.end)) for s in episode.sentences]
-        pairs = [(s, r) for s, r in pairs if r is not None and (wanted is None or r.get("condition") in wanted)]
-        if not pairs:
-            continue
-        audio = episode.audio.load()
-        items = [AlignItem(parse_label(s.text).pronunciation, s.start, s.end) for s, _ in pairs]
-        t0 = time.process_time()
-        result = aligner.align(audio, items)
-        cpu_seconds += time.process_time() - t0
-        audio_seconds += len(audio) / SAMPLE_RATE
-        episodes += 1
-        rows.extend(r for _, r in pairs)
-        alignments.extend(result)
-    report = boundary_errors(rows, alignments)
-    report["jittered_by_condition"] = {
-        condition: boundary_errors([r for r in rows if r.get("condition") == condition],
-                                   [a for r, a in zip(rows, alignments) if r.get("condition") == condition])["jittered"]
-        for condition in sorted({r.get("condition", "?") for r in rows})
-    }
-    report.update(episodes=episodes, sentences=len(rows), audio_seconds=audio_seconds, cpu_seconds=cpu_seconds,
-                  audio_seconds_per_cpu_second=audio_seconds / cpu_seconds if cpu_seconds else None,
-                  methods={m: sum(a.method == m for a in alignments) for m in sorted({a.method for a in alignments})},
-                  ok=sum(a.ok for a in alignments))
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kidsasr.alignment",
-                                     description="Measure boundary refinement on a generated corpus (truth.jsonl).")
-    parser.add_argument("--corpus", type=Path, required=True, help="a `kidsasr synth` output folder")
-    parser.add_argument("--kind", default="whisper", choices=["whisper", "ctc", "vad"])
-    parser.add_argument("--model", default=None, help="model id or path (default openai/whisper-base for whisper)")
-    parser.add_argument("--backend", default="ct2", choices=["ct2", "transformers"], help="Whisper backend")
-    parser.add_argument("--no-vad", action="store_true", help="do not snap to silero-vad speech edges")
-    parser.add_argument("--limit", type=int, default=None, help="align at most this many episodes")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    if not (args.corpus / "truth.jsonl").is_file():
-        print(f"{args.corpus}: no truth.jsonl (not a generated corpus)", file=sys.stderr)
-        return 2
-    options = {"backend": args.backend, "threads": args.threads} if args.kind == "whisper" else {}
-    if args.kind != "vad":
-        options["vad"] = not args.no_vad
-    aligner = load_aligner(args.kind, args.model, **options)
-    report = measure_corpus(args.corpus, aligner, args.limit)
-    print(json.dumps(report, ensure_ascii=False, indent=2))
-    if args.json:
-        from .fileio import write_json_atomic
-
-        write_json_atomic(args.json, report)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,14 +3,14 @@
     kidsasr eval --subtitles ep.vtt --reference ep.json [--style kids] [--out DIR]
 
 Four views, so the subtitle module is judged by the yardstick of its peers:
-  text     CER over the whole episode (cue order, kidsasr.metrics policy), plus CER with spaces and WER;
+  text     CER over the whole episode (cue order, kidsasr.evaluation.metrics policy), plus CER with spaces and WER;
   SubER    the subtitle edit rate of Wilken et al. 2022 (`subtitle-edit-rate`): TER with shifts over words and
            line/cue break tokens, a word only matching within time-overlapping cues. The package splits words
            on spaces or, for language "ko", with MeCab-ko (not installed here), so we hand it our own tokens:
            characters (`suber_char`, the SubER analogue of CER) and eojeol (`suber_eojeol`, harsh: one wrong
            syllable costs the whole word), both after normalize_for_cer;
   timing   share of on-screen time outside reference speech, and cues held across a pause in speech;
-  style    kidsasr.cues.check_cue against a style profile, with the reference speech as speech regions.
+  style    kidsasr.subtitles.cues.check_cue against a style profile, with the reference speech as speech regions.
 Reference speech regions are the reference sentences' (or cues') spans unless others are given.
 """
 
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..subtitles.cues import Cue, Style, check_cue, load_style
+from ..textnorm import normalize_for_cer
 from . import metrics
-from .cues import Cue, Style, check_cue, load_style
-from .evaluation import EvalInputError, read_utf8
-from .textnorm import normalize_for_cer
+from .inputs import EvalInputError, read_utf8
 
 SUBTITLE_SUFFIXES = {".vtt", ".srt"}
 
@@ -82,7 +82,7 @@ def _strip_tags(line: str) -> str:
 
 def read_label_reference(path: str | Path) -> list[Segment]:
     """The sentences of a 71502 label JSON as reference segments (raw labels; the policy normalises them)."""
-    from .corpus import LabelError, decode_text, parse_time
+    from ..corpus.reader import LabelError, decode_text, parse_time
 
     path = Path(path)
     try:
@@ -145,7 +145,8 @@ def timing_scores(cues: Sequence[Segment], speech: list[tuple[float, float]], st
 
 
 def style_scores(cues: Sequence[Segment], style: Style, speech: list[tuple[float, float]]) -> dict:
-    """kidsasr.cues.check_cue per cue; rules that need the builder's word times are not applicable to a file."""
+    """kidsasr.subtitles.cues.check_cue per cue; rules that need the builder's word times are not applicable to a
+    file."""
     rules: Counter = Counter()
     failing = 0
     previous = None
@@ -246,7 +247,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """`kidsasr eval --subtitles FILE --reference FILE [--style NAME] [--out DIR]`."""
     import sys
 
-    from .fileio import write_json_atomic, write_text_atomic
+    from ..fileio import write_json_atomic, write_text_atomic
 
     if not args.reference:
         print("kidsasr eval: error: --subtitles needs --reference (VTT/SRT cues or the label JSON)", file=sys.stderr)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Callable, Iterable, Iterator
 
-from .corpus import CATEGORIES
-from .fileio import read_jsonl, write_jsonl_atomic
-from .textnorm import jongseong, nfc, normalize_for_cer, number_readings, parse_label, spell_numbers
+from ..corpus.reader import CATEGORIES
+from ..fileio import read_jsonl, write_jsonl_atomic
+from ..textnorm import jongseong, nfc, normalize_for_cer, number_readings, parse_label, spell_numbers
 
 HAND_FILE = "sentences_hand.tsv"
 TEMPLATE_FILE = "templates.tsv"
@@ -32,7 +32,7 @@ DIGIT_SHARE = 0.5  # share of template numbers written as digits (the rest spell
 @dataclass(frozen=True)
 class BankSentence:
     label: str  # the corpus label string as it would be distributed (may use KsponSpeech marks)
-    category: str  # one of kidsasr.corpus.CATEGORIES
+    category: str  # one of kidsasr.corpus.reader.CATEGORIES
     origin: str  # "hand" | "template"
 
 

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, load_audio, resample
+from ..audio import SAMPLE_RATE, load_audio, resample
 from .recipe import AugmentConfig
 
 N_FFT = 512
@@ -149,13 +149,13 @@ class Augmenter:
 
 
 def bank_speech(count: int, exclude: set[str], seed: int) -> Iterator[tuple[str, np.ndarray]]:
-    """(label, audio) for up to `count` sentences of `kidsasr.textbank.sentence_bank(seed)`, spoken (their
+    """(label, audio) for up to `count` sentences of `kidsasr.synth.textbank.sentence_bank(seed)`, spoken (their
     pronunciation side) by the synthetic child and adult voices in turn; a sentence whose scoring form
     (`normalize_for_cer`) is in `exclude` is skipped, so held-out dev and test sentences never become training
     speech."""
-    from .textbank import sentence_bank
-    from .textnorm import normalize_for_cer, parse_label
-    from .voices import ADULT_HOSTS, CHILD_VOICES, speak
+    from ..synth.textbank import sentence_bank
+    from ..textnorm import normalize_for_cer, parse_label
+    from ..synth.voices import ADULT_HOSTS, CHILD_VOICES, speak
 
     voices = CHILD_VOICES + ADULT_HOSTS
     bank = sentence_bank(seed)

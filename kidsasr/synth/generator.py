@@ -2,7 +2,7 @@
 
 Each episode is a children's programme excerpt: adult hosts and children take turns (mostly child-adult, some
 child-child, a few overlapping), with natural gaps, a music bed under part of it, applause and laughter, studio
-or location noise at varied SNR, some room reverb and level changes. Sentences come from `kidsasr.textbank`;
+or location noise at varied SNR, some room reverb and level changes. Sentences come from `kidsasr.synth.textbank`;
 espeak-ng speaks their pronunciation side (numbers spelled in Hangul) while the label keeps the bank's label,
 KsponSpeech marks included. In each episode 30% of the sentences have their label times jittered by 0.1-0.5 s
 per boundary; the true times (and each sentence's condition: clean, music or noise; overlap) are in
@@ -36,12 +36,12 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from ..audio import SAMPLE_RATE, to_pcm16
+from ..corpus.reader import CATEGORIES
+from ..fileio import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
+from ..textnorm import parse_label
 from . import broadcast_mix as mix
-from .audio import SAMPLE_RATE, to_pcm16
-from .corpus import CATEGORIES
-from .fileio import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
 from .textbank import BankSentence, sentence_bank, write_text_corpus
-from .textnorm import parse_label
 from .voices import ADULT_HOSTS, CHILD_VOICES, Voice, require_espeak, speak
 
 SR = SAMPLE_RATE

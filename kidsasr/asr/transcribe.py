@@ -7,7 +7,7 @@ Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chu
      copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from
      clip time to episode time.
 Nothing outside a speech region is kept; music-dominated regions are not decoded; a clip whose greedy decode loops
-or fails the gates is decoded again with a beam; the guards (kidsasr.guards) remove loops, failed decodes and
+or fails the gates is decoded again with a beam; the guards (kidsasr.asr.guards) remove loops, failed decodes and
 stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
 """
 
@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, stream_audio
+from ..audio import SAMPLE_RATE, stream_audio
 from .guards import GuardOptions, apply_guards, needs_fallback
 from .models import Fallback, Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance

@@ -2,7 +2,7 @@
 
 Backends:
   ct2           CTranslate2 Whisper (int8 on CPU; faster-whisper's features, tokenizer and word alignment), on CPU
-                one single-thread decoder per core; a Hugging Face id or folder is converted once (kidsasr.export)
+                one single-thread decoder per core; a Hugging Face id or folder is converted once (kidsasr.asr.export)
                 and cached, a CTranslate2 folder is used as is.
   transformers  Whisper in transformers (the reference; batched `generate`), word times from the alignment heads
                 with DTW (`return_token_timestamps`).
@@ -10,9 +10,9 @@ Backends:
                 the emitting frames.
 
 Every Whisper path decodes Korean, task transcribe, greedy unless `beam_size` is set (in the options or per call),
-decodes again with a beam, from the same encoder output, the clips a `Fallback` flags (kidsasr.transcribe flags
+decodes again with a beam, from the same encoder output, the clips a `Fallback` flags (kidsasr.asr.transcribe flags
 loops and failed gates), and caps the new tokens by clip duration so a repetition loop cannot run to the 448-token
-limit (kidsasr.guards cuts what is left of it).
+limit (kidsasr.asr.guards cuts what is left of it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Readers for the related AI Hub speech layouts, yielding the same Episode records as `kidsasr.corpus`.
+"""Readers for the related AI Hub speech layouts, yielding the same Episode records as `kidsasr.corpus.reader`.
 
 | layout | files | what becomes an Episode |
 | --- | --- | --- |
@@ -16,21 +16,9 @@ import json
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .corpus import (
-    AUDIO_SUFFIXES,
-    AudioRef,
-    Episode,
-    LabelError,
-    ReadIssue,
-    ReadReport,
-    Sentence,
-    checked_times,
-    decode_text,
-    parse_time,
-    read_corpus,
-    speaker_from_fields,
-)
-from .textnorm import to_kspon_order
+from ..textnorm import to_kspon_order
+from .reader import (AUDIO_SUFFIXES, AudioRef, Episode, LabelError, ReadIssue, ReadReport, Sentence, checked_times,
+                     decode_text, parse_time, read_corpus, speaker_from_fields)
 
 Reader = Callable[[Path, ReadReport], Iterator[Episode]]
 

@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioInfo, audio_info, load_audio
+from ..audio import SAMPLE_RATE, AudioInfo, audio_info, load_audio
 
 CATEGORIES = ("미취학 아동 발달 교육", "어린이 교육", "어린이 드라마", "어린이 예능")
 

@@ -1,7 +1,7 @@
 """Hallucination guards: pure functions deciding what of a hypothesis may reach a subtitle.
 
 Applied per decoded piece of speech, in this order:
-  1. music     the region is dominated by music (kidsasr.vad.music_dominance): nothing from it is shown
+  1. music     the region is dominated by music (kidsasr.asr.vad.music_dominance): nothing from it is shown
   2. loop      a unit said again and again (punctuation aside) keeps its first occurrence; what follows stays
   3. gates     Whisper's own signals: no-speech probability with low log-probability, log-probability alone,
                gzip compression ratio (what a loop or stock phrase leaves behind)
@@ -161,7 +161,7 @@ def apply_guards(hyp: Hypothesis, speech_seconds: float, music_share: float = 0.
                  options: GuardOptions | None = None) -> tuple[Hypothesis, list[tuple[str, str]]]:
     """The part of `hyp` that may be shown, and every removed (text, reason).
 
-    speech_seconds: VAD speech duration behind the hypothesis; music_share: kidsasr.vad.music_dominance of it.
+    speech_seconds: VAD speech duration behind the hypothesis; music_share: kidsasr.asr.vad.music_dominance of it.
     """
     o = options or GuardOptions()
     empty = replace(hyp, text="", words=[], compression_ratio=0.0)

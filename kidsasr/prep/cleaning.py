@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 FRAME = 512  # silero-vad's frame at 16 kHz: 32 ms
 FRAME_SECONDS = FRAME / SAMPLE_RATE

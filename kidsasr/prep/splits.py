@@ -12,7 +12,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .manifest import SPLITS
+from ..manifest import SPLITS
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from .fileio import atomic_path, write_json_atomic
+from ..fileio import atomic_path, write_json_atomic
 
-STYLES_DIR = Path(__file__).resolve().parents[1] / "subtitle" / "styles"
+STYLES_DIR = Path(__file__).resolve().parents[2] / "subtitle" / "styles"
 SENTENCE_END = ".?!…。？！"
 CLAUSE_END = ",;:，、"
 CLOSING = "\"'”’)]}」』》〉"
@@ -129,7 +129,7 @@ def reading_length(s: str) -> int:
 
 
 class TimedWord(Protocol):
-    """What `kidsasr.models.Word` provides; an optional `speaker` attribute enables speaker dashes."""
+    """What `kidsasr.asr.models.Word` provides; an optional `speaker` attribute enables speaker dashes."""
 
     text: str
     start: float

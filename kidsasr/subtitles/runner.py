@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from . import __version__
-from .audio import AudioError, audio_info
+from .. import __version__
+from ..audio import AudioError, audio_info
+from ..fileio import write_json_atomic
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json, write_srt, write_vtt
-from .fileio import write_json_atomic
 
 DEFAULT_MODEL = "openai/whisper-base"
 SUMMARY_NAME = "subtitle-summary.json"
@@ -61,7 +61,7 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
 
     Never raises for a bad input: the Result says "failed" with the reason, and no output file is left behind.
     """
-    from .transcribe import transcribe_long
+    from ..asr.transcribe import transcribe_long
 
     path, out = Path(path), Path(out)
     began = time.perf_counter()
@@ -203,7 +203,7 @@ def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Sty
 
 
 def _load(model: str, backend: str, device: str, compute_type: str, **decode_options):
-    from .models import load_recognizer
+    from ..asr.models import load_recognizer
 
     return load_recognizer(model, backend=backend, device=device, compute_type=compute_type, **decode_options)
 

@@ -1,0 +1,2 @@
+"""Recognition: model backends, voice activity, hallucination guards, long-form transcription, CTranslate2
+export."""

@@ -1,0 +1,142 @@
+"""`kidsasr eval`: transcribe a prepared split (or read a hypotheses file), score it against the zero-shot
+baseline in the same run, and write report.md, metrics.json, per-utterance scores and plots.
+
+    kidsasr eval --model out/best --data work/prep --split test          # model vs openai/whisper-base
+    kidsasr eval --hyps hyps.jsonl --data work/prep/manifest.jsonl       # score a hypotheses file, no model
+    kidsasr eval --subtitles ep.vtt --reference ep.json                  # long-form: see kidsasr.evaluation.longform
+
+Stages: 1 read references, 2 transcribe (resumable: hypotheses are cached per model in the run folder),
+3 score + bootstrap, 4 write the report and append one row to eval/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+from . import metrics
+from .inputs import EvalInputError, align_hypotheses, load_references, read_hypotheses
+from .reports import REPO_ROOT, format_ci, format_pct, git_commit, load_published_baselines, write_outputs
+from .scoring import evaluate
+from .transcription import transcribe_split
+
+DEFAULT_BASELINE = "openai/whisper-base"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="Whisper or wav2vec2 CTC model: Hugging Face id, HF folder or CT2 folder")
+    parser.add_argument("--baseline", default=None,
+                        help=f"zero-shot baseline scored in the same run (default {DEFAULT_BASELINE} when --model "
+                             "is given; 'none' to skip)")
+    parser.add_argument("--data", help="prep output folder (dataset/<split>/*.parquet) or a manifest .jsonl")
+    parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "ct2", "transformers", "ctc"))
+    parser.add_argument("--baseline-backend", default="auto", choices=("auto", "ct2", "transformers", "ctc"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--limit", type=int, help="score only the first N utterances (by id); for quick looks")
+    parser.add_argument("--hyps", help="score this JSON-lines file of {id, text} instead of running a model")
+    parser.add_argument("--baseline-hyps", help="baseline hypotheses file (instead of transcribing the baseline)")
+    parser.add_argument("--reference-field", default="text", choices=("text", "text_pron"),
+                        help="spelling side (digits kept, what subtitles show) or pronunciation side (Hangul "
+                             "numbers, what a character CTC model emits)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="run folder (default eval/results/<date>-<model>-<split>)")
+    parser.add_argument("--results-md", default=str(REPO_ROOT / "eval" / "RESULTS.md"),
+                        help="table that gets one row per run ('none' to skip)")
+    parser.add_argument("--subtitles", help="long-form: score this VTT/SRT file instead (needs --reference)")
+    parser.add_argument("--reference", help="long-form: reference VTT/SRT or the episode's label JSON")
+    parser.add_argument("--style", default="kids", help="long-form: style profile for compliance checks")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text.rstrip("/").split("/")[-1]).strip("-") or "run"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (EvalInputError, metrics.ScoringError, FileNotFoundError) as e:
+        print(f"kidsasr eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.subtitles:
+        from .longform import run_cli
+
+        return run_cli(args)
+    if not args.data or not (args.model or args.hyps):
+        raise SystemExit("kidsasr eval: needs --data and one of --model / --hyps (or --subtitles + --reference)")
+    now = dt.datetime.now(dt.timezone.utc)
+    model_name = args.model or args.hyps
+    run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{_slug(model_name)}-{args.split}"
+    out = Path(args.out or REPO_ROOT / "eval" / "results" / run_name)
+    baseline_name = args.baseline or (DEFAULT_BASELINE if args.model and not args.baseline_hyps else None)
+    if baseline_name == "none" or (baseline_name == args.model and args.baseline_backend == args.backend):
+        if baseline_name != "none":
+            print(f"note: the model is the baseline ({baseline_name}, backend {args.backend}); scoring it alone")
+        baseline_name = None
+    if args.baseline_hyps:
+        baseline_name = args.baseline or args.baseline_hyps
+
+    print(f"[1/4] reading references: {args.data} split {args.split}")
+    utterances = sorted(load_references(args.data, args.split), key=lambda u: u.id)[: args.limit]
+    ids = [u.id for u in utterances]
+
+    def system(name: str, hyps_file: str | None, backend: str) -> tuple[list[str | None], float | None, dict]:
+        if hyps_file:
+            return align_hypotheses(utterances, read_hypotheses(hyps_file), hyps_file), None, {}
+        from ..asr.models import load_recognizer
+
+        if Path(args.data).is_file():
+            raise EvalInputError(f"{args.data}: transcribing needs a prep folder with audio, not a manifest")
+        # one cache per model and backend, so a rerun with another model never reuses these hypotheses
+        key = hashlib.sha1(f"{name}|{backend}|{args.compute_type}".encode()).hexdigest()[:8]
+        cache = out / f"hyps-{_slug(name)}-{backend}-{key}.jsonl"
+        print(f"[2/4] transcribing {len(ids)} utterances with {name} ({backend}); cache {cache}")
+        t = transcribe_split(args.data, args.split, ids, lambda: load_recognizer(
+            name, backend=backend, device=args.device, compute_type=args.compute_type), cache, args.batch_size)
+        for uid, reason in t.failures.items():
+            print(f"warning: {args.data}: utterance {uid} not transcribed ({reason}); scored as all deletions")
+        return align_hypotheses(utterances, t.texts, str(cache)), t.real_time_factor, t.failures
+
+    hyps, rtf, failures = system(args.model, args.hyps, args.backend)
+    base_hyps, base_rtf, base_failures = (None, None, {})
+    if baseline_name:
+        base_hyps, base_rtf, base_failures = system(baseline_name, args.baseline_hyps, args.baseline_backend)
+
+    print(f"[3/4] scoring {len(ids)} utterances ({args.bootstrap} bootstrap resamples)")
+    try:
+        result, per_utt = evaluate(utterances, hyps, base_hyps, args.reference_field, args.bootstrap, args.seed)
+    except metrics.ScoringError as e:
+        raise EvalInputError(f"{args.data}: {e}") from e
+    result["model"].update(real_time_factor=rtf, transcription_failures=failures)
+    if "baseline" in result:
+        result["baseline"].update(real_time_factor=base_rtf, transcription_failures=base_failures)
+    m = {"run": run_name, "date": now.isoformat(timespec="seconds"), "commit": git_commit(),
+         "model_name": model_name, "backend": None if args.hyps else args.backend,
+         "baseline_name": baseline_name and (baseline_name if args.baseline_hyps
+                                             else f"{baseline_name} ({args.baseline_backend})"),
+         "data": str(args.data), "split": args.split, "reference_field": args.reference_field,
+         "limit": args.limit, "bootstrap_resamples": args.bootstrap, "seed": args.seed,
+         "normalisation_policy": metrics.NORMALISATION_POLICY, **result,
+         "published_baselines": load_published_baselines()}
+    results_md = None if args.results_md == "none" else Path(args.results_md)
+    print(f"[4/4] writing {out}/report.md, metrics.json, utterances.jsonl, plots"
+          + (f"; one row in {results_md}" if results_md else ""))
+    write_outputs(m, per_utt, out, results_md)
+    line = f"CER {format_ci(m['model']['cer'])} %"
+    if "comparison" in m:
+        line += (f" vs baseline {format_ci(m['baseline']['cer'])} %, difference "
+                 f"{format_pct(m['comparison']['difference']['estimate'])} (p={m['comparison']['p_value']:.4f})")
+    print(line)
+    if m["model"]["missing_hypotheses"]:
+        print(f"warning: {m['model']['missing_hypotheses']} utterance(s) had no hypothesis; scored as deletions")
+    return 0

@@ -1,0 +1,2 @@
+"""Data prep (`kidsasr prep`): cleaning, alignment, filters, splits, the per-episode pipeline, output, runner
+and report."""

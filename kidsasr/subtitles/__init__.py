@@ -1,0 +1,1 @@
+"""Subtitles (`kidsasr subtitle`): cues under a style profile, WebVTT/SRT writers, the episode runner."""

@@ -1,0 +1,2 @@
+"""Fine-tuning (`kidsasr train`): recipe, augmentation, data, collators, encoder cache, model surgery, driver and
+model card."""
