@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, load_audio, write_wav
-from .broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
-from .fileio import write_json_atomic
+from ..audio import SAMPLE_RATE, load_audio, write_wav
+from ..synth.broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
+from ..fileio import write_json_atomic
+from .real_speech import real_speech_root
 
 READ_SPEECH = Path("korean-read") / "manifest.jsonl"
 GAP_RANGE = (0.4, 2.0)
@@ -38,17 +39,6 @@ class RealEpisode:
     reference: Path  # WebVTT: one cue per clip, its span and its text
     spans: list[tuple[float, float]]  # where each clip sits in the episode, in reference order
     duration: float
-
-
-def default_real_speech(root: str | os.PathLike | None = None) -> Path:
-    """The real-speech folder: `root`, else $KIDSASR_REAL_SPEECH, else ../shared/real-speech beside the checkout."""
-    if root:
-        return Path(root)
-    if os.environ.get("KIDSASR_REAL_SPEECH"):
-        return Path(os.environ["KIDSASR_REAL_SPEECH"])
-    import kidsasr
-
-    return Path(kidsasr.__file__).resolve().parents[2] / "shared" / "real-speech"
 
 
 def read_manifest(manifest: Path) -> list[dict]:
@@ -73,7 +63,7 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     if wav.is_file() and reference.is_file() and spans_path.is_file():
         saved = json.loads(spans_path.read_text(encoding="utf-8"))
         return RealEpisode(wav, reference, [tuple(s) for s in saved["spans"]], saved["duration"])
-    rows = read_manifest(default_real_speech(real_speech) / READ_SPEECH)
+    rows = read_manifest(real_speech_root(real_speech) / READ_SPEECH)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     clips = [load_audio(rows[k]["audio"]) for k in order]
@@ -107,7 +97,7 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
 def _write_reference(path: Path, spans: list[tuple[float, float]], texts: list[str]) -> None:
     import webvtt
 
-    from .fileio import atomic_path
+    from ..fileio import atomic_path
 
     captions = [webvtt.Caption(str(webvtt.models.Timestamp.from_seconds(round(s, 3))),
                                str(webvtt.models.Timestamp.from_seconds(round(e, 3))), [text])
