@@ -103,3 +103,24 @@ def test_real_read_speech_split_when_present():
 def test_standing_score_says_plainly_when_it_skips(tmp_path):
     result = score_real_speech("openai/whisper-base", tmp_path / "out", real_speech=tmp_path / "nowhere")
     assert result["skipped"].startswith("real read speech: skipped") and str(tmp_path / "nowhere") in result["skipped"]
+
+
+def test_model_card_shows_the_real_speech_score_or_why_it_skipped(tmp_path):
+    from kidsasr.evaluation.scoring import evaluate
+    from kidsasr.manifest import Utterance
+    from kidsasr.training.model_card import write_model_card
+    from kidsasr.training.recipe import Recipe
+
+    utterances = [Utterance(id=i, episode_id=i, split="", audio_source="", start=0.0, end=1.0, text=t, text_pron=t,
+                            raw_text=t) for i, t in (("a", "안녕하세요"), ("b", "사과 주세요"), ("c", "사과 주세요"))]
+    result, _ = evaluate(utterances, ["안녕하세요", "사과", "사과 주세요"], ["안녕", "사과 주세요", "사과 주세요"],
+                         n_resamples=50, metadata=[{"room": "Anechoic"}, {"room": "Dance"}, {"room": "Dance"}])
+    real = {"manifest": "m.jsonl", "half": "report", "model_name": "M", "baseline_name": "openai/whisper-base",
+            **{k: v for k, v in result.items() if k != "breakdowns"},
+            "by_room": {s: rows["room"] for s, rows in result["breakdowns"].items()}}
+    results = {"data": {}, "global_step": 1, "train_minutes": 0.1, "device": "cpu", "real_speech": real}
+    write_model_card(tmp_path, Recipe(name="r"), results)
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "## Real read speech" in card and "| model `M` | 20.00" in card and "Paired bootstrap" in card
+    write_model_card(tmp_path, Recipe(name="r"), {**results, "real_speech": {"skipped": "real read speech: skipped, X"}})
+    assert "real read speech: skipped, X" in (tmp_path / "README.md").read_text(encoding="utf-8")
