@@ -68,9 +68,10 @@ def evaluate(name: str, vtt: Path, label_path: Path, speech: list[tuple[float, f
 def run_kidsasr(wav: Path, recognizer, style) -> tuple[list, tuple[float, float], object]:
     from kidsasr.subtitles.cues import build_cues
     from kidsasr.asr.transcribe import transcribe_long
+    from kidsasr.subtitles.runner import guard_options_for
 
     wall, cpu = time.perf_counter(), time.process_time()
-    result = transcribe_long(wav, recognizer)
+    result = transcribe_long(wav, recognizer, guard_options=guard_options_for(style))
     cues = build_cues(result.words, style, result.speech_regions)
     return cues, (time.perf_counter() - wall, time.process_time() - cpu), result
 

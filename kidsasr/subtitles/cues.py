@@ -41,6 +41,8 @@ CLAUSE_END = ",;:，、"
 CLOSING = "\"'”’)]}」』》〉"
 TRAILING_PUNCTUATION = SENTENCE_END + CLAUSE_END + CLOSING
 SPEAKER_DASH = "- "
+SONG_MARK = "♪"
+SONG_POLICIES = ("mark", "omit")
 WEAK_CONFIDENCE = 0.5
 
 # costs of the cue segmentation (units: "one more cue")
@@ -66,8 +68,11 @@ class Style:
     max_pause_in_cue: float = 1.0
     max_linger: float = 0.5
     max_lead: float = 0.125
+    songs: str = "mark"  # sung stretches: "mark" (lyrics between ♪ marks) or "omit" (left out)
 
     def __post_init__(self) -> None:
+        if self.songs not in SONG_POLICIES:
+            raise ValueError(f"style {self.name}: songs must be one of {', '.join(SONG_POLICIES)}, not {self.songs!r}")
         if self.max_lines < 1:
             raise ValueError(f"style {self.name}: max_lines must be at least 1")
         for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue"):
@@ -100,6 +105,9 @@ def load_style(name_or_path: str | os.PathLike = "kids") -> Style:
     values: dict[str, Any] = {"name": str(data.get("name", path.stem))}
     for key, value in data.items():
         if key == "name":
+            continue
+        if key == "songs":
+            values[key] = str(value)
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{path}: {key} must be a non-negative number, got {value!r}")
@@ -146,6 +154,7 @@ class CueWord:
     end: float
     probability: float
     speaker: str | None = None
+    sung: bool = False  # part of a song (kidsasr.asr.transcribe marks music-dominated speech)
 
 
 @dataclass
@@ -183,7 +192,7 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
     With `speech_regions` (VAD), word times are clipped to the speech region they overlap most, so a word whose
     end the aligner stretched into a silence does not keep its cue on screen there.
     """
-    units = _spacing_units(words)
+    units = [u for u in _spacing_units(words) if not (u.sung and style.songs == "omit")]
     if speech_regions:
         units = _clip_to_regions(units, _sorted_regions(speech_regions))
     groups: list[list[CueWord]] = []
@@ -207,16 +216,18 @@ def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
             continue
         probability = _as_float(w.probability)
         probability = 0.0 if probability is None else min(max(probability, 0.0), 1.0)
-        timed.append(CueWord(text, start, max(start, end), probability, getattr(w, "speaker", None)))
+        timed.append(CueWord(text, start, max(start, end), probability, getattr(w, "speaker", None),
+                             bool(getattr(w, "sung", False))))
     timed.sort(key=lambda w: w.start)
     units: list[CueWord] = []
     for w in timed:
         # a stray punctuation token belongs to the word before it ("했어요" + "?")
         if units and all(ch in TRAILING_PUNCTUATION for ch in w.text) and units[-1].speaker == w.speaker \
+                and units[-1].sung == w.sung \
                 and w.start - units[-1].end <= 1.0:
             last = units[-1]
             units[-1] = CueWord(last.text + w.text, last.start, max(last.end, w.end),
-                                min(last.probability, w.probability), last.speaker)
+                                min(last.probability, w.probability), last.speaker, last.sung)
         else:
             units.append(w)
     return units
@@ -250,7 +261,8 @@ def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -
             clipped.append(u)
         else:
             start = max(u.start, best[0])
-            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker))
+            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker,
+                                   u.sung))
     return clipped
 
 
@@ -259,10 +271,11 @@ def _different_speakers(a: CueWord, b: CueWord) -> bool:
 
 
 def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
-    """[first, last) unit ranges separated by a long silence or a change of speaker."""
+    """[first, last) unit ranges separated by a long silence, a change of speaker, or a song starting or ending."""
     bounds = [0]
     for k in range(1, len(units)):
-        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]):
+        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]) \
+                or units[k].sung != units[k - 1].sung:
             bounds.append(k)
     bounds.append(len(units))
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
@@ -345,7 +358,7 @@ def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: f
               ) -> float | None:
     units = phrase[i:j]
     speech = units[-1].end - units[0].start
-    if speech > style.max_duration or break_lines([u.text for u in units], style) is None:
+    if speech > style.max_duration or break_lines(_shown_texts(units), style) is None:
         return None
     after = (phrase[j].start if j < len(phrase) else next_start) - units[-1].end
     before = units[0].start - (phrase[i - 1].end if i > 0 else previous_end)
@@ -439,7 +452,14 @@ def _lines_for(units: list[CueWord], style: Style) -> list[str]:
     if len(set(speakers)) == 2 and None not in speakers and style.max_lines >= 2:
         cut = next(k for k in range(1, len(units)) if speakers[k] != speakers[k - 1])
         return [SPEAKER_DASH + " ".join(u.text for u in part) for part in (units[:cut], units[cut:])]
-    return break_lines([u.text for u in units], style) or [" ".join(u.text for u in units)]
+    texts = _shown_texts(units)
+    return break_lines(texts, style) or [" ".join(texts)]
+
+
+def _shown_texts(units: list[CueWord]) -> list[str]:
+    """The units' texts as shown: a cue of sung words between ♪ marks (a style that omits songs has none left)."""
+    texts = [u.text for u in units]
+    return [SONG_MARK, *texts, SONG_MARK] if units and all(u.sung for u in units) else texts
 
 
 def _ms(seconds: float) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
+from ..asr.guards import GuardOptions
 from ..audio import AudioError, audio_info
 from ..fileio import write_json_atomic
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json, write_srt, write_vtt
@@ -76,7 +77,8 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         if path.is_file() and path.stat().st_size == 0:
             return failed("empty file (0 bytes)")
         audio_info(path)  # a cheap probe: "no audio stream" for a video without sound, before any decoding
-        transcript = transcribe_long(path, recognizer, word_timestamps=True, progress=progress)
+        transcript = transcribe_long(path, recognizer, word_timestamps=True, guard_options=guard_options_for(style),
+                                     progress=progress)
         cues = build_cues(transcript.words, style, transcript.speech_regions)
         problems = write_cues_json(
             cues, cues_json_path(out), style, transcript.speech_regions, source=str(path),
@@ -94,6 +96,11 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
     return Result(str(path), str(out), "done", cues=len(cues), cues_with_violations=sum(bool(p) for p in problems),
                   dropped=len(transcript.dropped), audio_seconds=round(transcript.duration, 3),
                   wall_seconds=round(time.perf_counter() - began, 3))
+
+
+def guard_options_for(style: Style) -> GuardOptions:
+    """The guards a style asks for: a style that marks songs has music-dominated speech decoded as lyrics."""
+    return GuardOptions(decode_songs=style.songs == "mark")
 
 
 def _header(path: Path, recognizer, style: Style) -> str:
