@@ -124,3 +124,13 @@ def test_model_card_shows_the_real_speech_score_or_why_it_skipped(tmp_path):
     assert "## Real read speech" in card and "| model `M` | 20.00" in card and "Paired bootstrap" in card
     write_model_card(tmp_path, Recipe(name="r"), {**results, "real_speech": {"skipped": "real read speech: skipped, X"}})
     assert "real read speech: skipped, X" in (tmp_path / "README.md").read_text(encoding="utf-8")
+
+
+def test_half_scores_one_half_of_the_read_speech_sentences(tmp_path, shared_manifest):
+    hyps = write_jsonl(tmp_path / "hyps.jsonl", [{"id": uid, "text": text} for uid, text, *_ in ROWS])
+    out = tmp_path / "run"
+    assert main(["eval", "--hyps", str(hyps), "--data", str(shared_manifest), "--half", "report", "--out", str(out),
+                 "--bootstrap", "50", "--results-md", "none"]) == 0
+    halves = read_speech_split(shared_manifest)
+    scored = [json.loads(line)["id"] for line in (out / "utterances.jsonl").read_text().splitlines()]
+    assert scored == sorted(uid for uid, half in halves.items() if half == "report")

@@ -290,19 +290,35 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
         clip.audio = []
     if not to_decode:
         return
-    decoded = _decode_splitting_loops(to_decode, recognizer, word_timestamps, options)
-    for clip, hyp in decoded:
-        start, end = clip.pieces[0][0], clip.pieces[-1][1]
-        speech_seconds = sum(b - a for a, b in clip.pieces)
-        music = 0.0 if options.decode_songs else max(clip.music)  # decoded songs pass the other guards
-        kept, removed = apply_guards(hyp, speech_seconds, music, options)
-        result.dropped.extend(Dropped(start, end, text, reason) for text, reason in removed)
-        for k, piece_hyp in _piece_segments(clip, kept, result.dropped):
-            sung = clip.music[k] > options.music_threshold
-            words = [replace(w, sung=True) for w in piece_hyp.words] if sung else piece_hyp.words
-            seg_start, seg_end = (words[0].start, words[-1].end) if words else (start, end)
-            result.segments.append(Segment(seg_start, seg_end, piece_hyp.text, words, piece_hyp.avg_logprob,
-                                           compression_ratio(piece_hyp.text), piece_hyp.no_speech_prob, sung))
+    skipped: list[Clip] = []
+    for clip, hyp in _decode_splitting_loops(to_decode, recognizer, word_timestamps, options):
+        heard = _add_segments(clip, hyp, options, result)
+        if heard and len(clip.pieces) > 1:
+            skipped += [Clip([clip.pieces[k]], [clip.audio[k]], [clip.music[k]])
+                        for k in range(len(clip.pieces)) if k not in heard]
+    # Whisper sometimes passes over a short utterance packed among others (a child's "응!"): such a piece, in a clip
+    # where other pieces were heard, is decoded again on its own.
+    if skipped:
+        for clip, hyp in _decode_splitting_loops(skipped, recognizer, word_timestamps, options):
+            _add_segments(clip, hyp, options, result)
+
+
+def _add_segments(clip: Clip, hyp: Hypothesis, options: GuardOptions, result: LongTranscript) -> set[int]:
+    """Guard a clip's hypothesis, add one segment per piece to `result`; the pieces that got text."""
+    start, end = clip.pieces[0][0], clip.pieces[-1][1]
+    speech_seconds = sum(b - a for a, b in clip.pieces)
+    music = 0.0 if options.decode_songs else max(clip.music)  # decoded songs pass the other guards
+    kept, removed = apply_guards(hyp, speech_seconds, music, options)
+    result.dropped.extend(Dropped(start, end, text, reason) for text, reason in removed)
+    heard = set()
+    for k, piece_hyp in _piece_segments(clip, kept, result.dropped):
+        sung = clip.music[k] > options.music_threshold
+        words = [replace(w, sung=True) for w in piece_hyp.words] if sung else piece_hyp.words
+        seg_start, seg_end = (words[0].start, words[-1].end) if words else (start, end)
+        result.segments.append(Segment(seg_start, seg_end, piece_hyp.text, words, piece_hyp.avg_logprob,
+                                       compression_ratio(piece_hyp.text), piece_hyp.no_speech_prob, sung))
+        heard.add(k)
+    return heard
 
 
 def _decode_splitting_loops(clips: list[Clip], recognizer: Recognizer, word_timestamps: bool, options: GuardOptions

@@ -8,15 +8,30 @@ figures in the model card.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..fileio import write_jsonl_atomic
 from .real_speech import read_speech_manifest, read_speech_split, skip_message
 from .scoring import evaluate
-from .sources import open_labelled
+from .inputs import EvalInputError
+from .sources import LabelledSet, open_labelled
 from .transcription import transcribe_cached
 
 HALF = "report"
+
+
+def select_half(labelled: LabelledSet, manifest: Path, half: str) -> LabelledSet:
+    """The utterances of one half ("tune" or "report") of the read-speech manifest; an id it lacks is an error."""
+    halves = read_speech_split(manifest)
+    unknown = [u.id for u in labelled.utterances if u.id not in halves]
+    if unknown:
+        raise EvalInputError(f"{manifest}: {len(unknown)} utterance(s) not in the read-speech manifest, e.g. "
+                             f"{unknown[0]}")
+    keep = [k for k, u in enumerate(labelled.utterances) if halves[u.id] == half]
+    return replace(labelled, utterances=[labelled.utterances[k] for k in keep],
+                   metadata=[labelled.metadata[k] for k in keep],
+                   audio=None if labelled.audio is None else [labelled.audio[k] for k in keep])
 
 
 def score_real_speech(model: str, out: Path, baseline: str | None = None, backend: str = "auto",
@@ -29,12 +44,7 @@ def score_real_speech(model: str, out: Path, baseline: str | None = None, backen
     manifest = read_speech_manifest(real_speech)
     if manifest is None:
         return {"skipped": skip_message(real_speech)}
-    labelled = open_labelled(manifest, "test")
-    halves = read_speech_split(manifest)
-    keep = [k for k, u in enumerate(labelled.utterances) if halves[u.id] == HALF]
-    labelled.utterances = [labelled.utterances[k] for k in keep]
-    labelled.metadata = [labelled.metadata[k] for k in keep]
-    labelled.audio = [labelled.audio[k] for k in keep]
+    labelled = select_half(open_labelled(manifest, "test"), manifest, HALF)
     ids = [u.id for u in labelled.utterances]
 
     def hyps(name: str, which_backend: str) -> tuple[list[str | None], dict]:

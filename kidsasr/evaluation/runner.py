@@ -23,6 +23,7 @@ from . import metrics
 from .inputs import EvalInputError, align_hypotheses, read_hypotheses
 from .reports import REPO_ROOT, format_ci, format_pct, git_commit, load_published_baselines, write_outputs
 from .scoring import evaluate
+from .real_score import select_half
 from .sources import open_labelled
 from .transcription import slug, transcribe_cached
 
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subtitles", help="long-form: score this VTT/SRT file instead (needs --reference)")
     parser.add_argument("--reference", help="long-form: reference VTT/SRT or the episode's label JSON")
     parser.add_argument("--style", default="kids", help="long-form: style profile for compliance checks")
+    parser.add_argument("--half", choices=("tune", "report"),
+                        help="with the real read-speech manifest as --data: score only this half of its sentences "
+                             "(kidsasr.evaluation.real_speech: tune on one, report the other)")
     parser.add_argument("--real-speech", default=None,
                         help="real-speech folder (holding korean-read/manifest.jsonl) for the standing real-speech "
                              "score; default $KIDSASR_REAL_SPEECH or ../shared/real-speech; 'none' to skip")
@@ -91,6 +95,11 @@ def _run(args: argparse.Namespace) -> int:
 
     print(f"[1/5] reading references: {args.data} split {args.split}")
     labelled = open_labelled(args.data, args.split)
+    other_half: set[str] = set()  # ids a hypotheses file may hold besides those scored
+    if args.half:
+        whole = {u.id for u in labelled.utterances}
+        labelled = select_half(labelled, Path(args.data), args.half)
+        other_half = whole - {u.id for u in labelled.utterances}
     utterances = labelled.utterances[: args.limit]
     metadata = labelled.metadata[: args.limit]
     ids = [u.id for u in utterances]
@@ -98,7 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 
     def system(name: str, hyps_file: str | None, backend: str) -> tuple[list[str | None], float | None, dict]:
         if hyps_file:
-            return align_hypotheses(utterances, read_hypotheses(hyps_file), hyps_file), None, {}
+            hyps = {k: v for k, v in read_hypotheses(hyps_file).items() if k not in other_half}
+            return align_hypotheses(utterances, hyps, hyps_file), None, {}
         print(f"[2/5] {name} ({backend})")
         t = transcribe_cached(labelled, ids, name, backend, out, args.device, args.compute_type, args.batch_size)
         return align_hypotheses(utterances, t.texts, str(out)), t.real_time_factor, t.failures
