@@ -293,11 +293,11 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
     skipped: list[Clip] = []
     for clip, hyp in _decode_splitting_loops(to_decode, recognizer, word_timestamps, options):
         heard = _add_segments(clip, hyp, options, result)
-        if heard and len(clip.pieces) > 1:
+        if len(clip.pieces) > 1:
             skipped += [Clip([clip.pieces[k]], [clip.audio[k]], [clip.music[k]])
                         for k in range(len(clip.pieces)) if k not in heard]
-    # Whisper sometimes passes over a short utterance packed among others (a child's "응!"): such a piece, in a clip
-    # where other pieces were heard, is decoded again on its own.
+    # Whisper sometimes passes over short utterances packed together (a child's "응!"): a piece of a clip that passed
+    # the guards but gave it no words is decoded again on its own.
     if skipped:
         for clip, hyp in _decode_splitting_loops(skipped, recognizer, word_timestamps, options):
             _add_segments(clip, hyp, options, result)
