@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kidsasr.audio import SAMPLE_RATE, write_wav
+from kidsasr.audio import write_wav
+from kidsasr.constants import SAMPLE_RATE
 from kidsasr.fileio import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 EPISODE_SECONDS = 600.0

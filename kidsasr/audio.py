@@ -18,7 +18,8 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import soundfile as sf
 
-SAMPLE_RATE = 16000
+from .constants import SAMPLE_RATE
+
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga"}
 PCM_SUFFIXES = {".pcm", ".raw"}
 
@@ -53,11 +54,16 @@ def _to_mono(audio: np.ndarray) -> np.ndarray:
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """soxr's high-quality resampler, the output cut or zero-padded to ceil(n * target / orig) samples (what
+    librosa.resample(res_type="soxr_hq") returns, without librosa's numba import)."""
     if orig_sr == target_sr:
         return audio.astype(np.float32, copy=False)
-    import librosa  # imported late: its first import compiles numba code
+    import soxr
 
-    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+    out = soxr.resample(audio, orig_sr, target_sr, quality="soxr_hq")
+    size = int(np.ceil(audio.shape[-1] * float(target_sr) / orig_sr))
+    out = out[:size] if out.shape[0] >= size else np.pad(out, (0, size - out.shape[0]))
+    return out.astype(np.float32)
 
 
 def audio_info(source: AudioSource) -> AudioInfo:

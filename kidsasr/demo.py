@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import main as kidsasr_main
+from .constants import DEFAULT_MODEL
 from .fileio import read_jsonl
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 @dataclass
 class Stage:
@@ -32,8 +30,14 @@ class Stage:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, default=Path("work"), help="folder for every stage's output")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated demo corpus")
-    parser.add_argument("--recipe", type=Path, default=REPO / "recipes" / "demo_cpu.yaml")
-    parser.add_argument("--baseline", default="openai/whisper-base", help="zero-shot model the demo compares with")
+    parser.add_argument("--recipe", type=Path, default=Path("recipes/demo_cpu.yaml"),
+                        help="training recipe (default %(default)s, in the checkout)")
+    parser.add_argument("--prep-config", type=Path, default=Path("data_prep/config.yaml"),
+                        help="data-prep config (default %(default)s)")
+    parser.add_argument("--results-dir", type=Path, default=Path("eval/results"),
+                        help="where the evaluation run folder goes (default %(default)s)")
+    parser.add_argument("--results-md", default="eval/RESULTS.md", help="table that gets the run's row")
+    parser.add_argument("--baseline", default=DEFAULT_MODEL, help="zero-shot model the demo compares with")
 
 
 def test_episode(prep_dir: Path) -> str:
@@ -47,18 +51,18 @@ def test_episode(prep_dir: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     work: Path = args.work
     corpus, prep, train = work / "corpus-demo", work / "prep-demo", work / "train-demo"
-    results = REPO / "eval" / "results" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    results = args.results_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     stages = [
         Stage("synth", "generating the demo corpus (espeak-ng child voices, music, noise, labels)", corpus,
               ["synth", "--size", "demo", "--seed", str(args.seed), "--out", str(corpus)]),
         Stage("prep", "cleaning, aligning and filtering the corpus into train/dev/test", prep,
-              ["prep", "--config", str(REPO / "data_prep" / "config.yaml"), "--corpus", str(corpus),
+              ["prep", "--config", str(args.prep_config), "--corpus", str(corpus),
                "--out", str(prep)]),
         Stage("train", f"fine-tuning {args.baseline} on CPU ({args.recipe.name})", train,
               ["train", "--recipe", str(args.recipe), "--data", str(prep), "--out", str(train)]),
         Stage("eval", "scoring zero-shot and fine-tuned CER on the held-out test split", results,
               ["eval", "--model", str(train / "best"), "--baseline", args.baseline, "--data", str(prep),
-               "--split", "test", "--out", str(results)]),
+               "--split", "test", "--out", str(results), "--results-md", args.results_md]),
     ]
     started = time.monotonic()
     total = len(stages) + 1
@@ -79,5 +83,5 @@ def run(args: argparse.Namespace) -> int:
         return code
     print(f"\nDemo finished in {(time.monotonic() - started) / 60:.1f} min.\n"
           f"  report:    {results / 'report.md'}\n  model:     {train / 'best'}\n  subtitles: {vtt}\n"
-          f"  preview:   open {REPO / 'subtitle' / 'preview.html'} and pick the episode and its VTT")
+          "  preview:   open subtitle/preview.html (in the checkout) and pick the episode and its VTT")
     return 0

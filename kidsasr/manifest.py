@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE, resample
+from .audio import resample
+from .constants import SAMPLE_RATE
 
 SPLITS = ("train", "dev", "test")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kidsasr.audio import AudioError, audio_info, load_audio, stream_audio, to_pcm16, wav_bytes, write_wav
+from kidsasr.audio import AudioError, audio_info, load_audio, resample, stream_audio, to_pcm16, wav_bytes, write_wav
 
 
 def tone(seconds: float, sr: int, freq: float = 440.0) -> np.ndarray:
@@ -82,3 +82,14 @@ def test_wav_writing_is_deterministic_and_atomic(tmp_path: Path):
     write_wav(tmp_path / "out.wav", audio)
     assert sf.info(tmp_path / "out.wav").subtype == "PCM_16"
     assert list(tmp_path.iterdir()) == [tmp_path / "out.wav"]
+
+
+def test_resample_is_librosa_soxr_hq_without_librosa():
+    """audio.resample keeps librosa.resample(res_type="soxr_hq")'s output bit for bit (length rule included)."""
+    import librosa
+
+    rng = np.random.default_rng(0)
+    for sr, n in [(44100, 44100 * 3 + 17), (48000, 1000), (8000, 8001), (22050, 5)]:
+        x = rng.normal(0, 0.1, n).astype(np.float32)
+        expected = librosa.resample(x, orig_sr=sr, target_sr=16000, res_type="soxr_hq").astype(np.float32)
+        assert np.array_equal(resample(x, sr), expected)

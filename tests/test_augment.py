@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kidsasr.audio import SAMPLE_RATE
+from kidsasr.constants import SAMPLE_RATE
 from kidsasr.training.augment import (Augmenter, colored_noise, formant_shift, mix_at_snr, pitch_shift, speed_perturb,
                                       tonal_bed)
 from kidsasr.training.recipe import AugmentConfig

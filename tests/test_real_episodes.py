@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from kidsasr.evaluation.child_episode import ChildClip, build_child_episode, score_child_cues
-from kidsasr.evaluation.longform import Segment, reference_span_scores
+from kidsasr.evaluation.longform import TimedText, reference_span_scores
 from kidsasr.evaluation.real_speech import real_speech_root
 
 
 def test_reference_span_scores_count_time_outside_gaps_crossed_and_coverage():
-    reference = [Segment(1.0, 3.0, ("가",)), Segment(4.0, 6.0, ("나",)), Segment(8.0, 9.0, ("다",))]
-    cues = [Segment(0.8, 3.2, ("가",)),  # inside the +-0.3 s tolerance
-            Segment(5.0, 8.5, ("나 다",)),  # across the gap 6-8: 1.4 s outside the widened spans
-            Segment(10.0, 11.0, ("라",))]  # wholly outside: 1 s
+    reference = [TimedText(1.0, 3.0, ("가",)), TimedText(4.0, 6.0, ("나",)), TimedText(8.0, 9.0, ("다",))]
+    cues = [TimedText(0.8, 3.2, ("가",)),  # inside the +-0.3 s tolerance
+            TimedText(5.0, 8.5, ("나 다",)),  # across the gap 6-8: 1.4 s outside the widened spans
+            TimedText(10.0, 11.0, ("라",))]  # wholly outside: 1 s
     r = reference_span_scores(cues, reference)
     assert r["cues_across_gaps"] == 1
     assert r["outside_share"] == pytest.approx((1.4 + 1.0) / (2.4 + 3.5 + 1.0))

@@ -13,14 +13,14 @@ import torch
 from transformers import (GenerationConfig, TrainerCallback, Wav2Vec2Config, Wav2Vec2ForCTC, WhisperConfig,
                           WhisperForConditionalGeneration, WhisperProcessor)
 
-from kidsasr.audio import SAMPLE_RATE
+from kidsasr.constants import SAMPLE_RATE
 from kidsasr.corpus.reader import read_corpus
 from kidsasr.manifest import Utterance, load_split
 from kidsasr.textnorm import parse_label
 from kidsasr.training.collators import CTCCollator, ClipSource, WhisperCollator, pad_labels
 from kidsasr.training.data import build_vocab, from_units, load_training_split, to_units, whisper_labels
 from kidsasr.training.driver import build, last_checkpoint, score, train, zero_shot_recipe
-from kidsasr.training.encoder_cache import encode_lower, encode_upper, pack_windows
+from kidsasr.training.encoder_cache import encode_lower, encode_upper, pack_utterances
 from kidsasr.training.recipe import Recipe, RecipeError, load_recipe, validate
 from kidsasr.training.surgery import ctc_processor, shrink_decoder
 
@@ -218,8 +218,8 @@ def test_ctc_collator_shapes(prepared, tmp_path):
     assert batch["labels"].shape[0] == 3 and (batch["labels"][batch["labels"] != -100] >= 2).all()
 
 
-def test_pack_windows_respects_seconds_and_tokens():
-    windows = pack_windows([10, 10, 10, 35, 5, 5], [10, 10, 200, 10, 10, 10], 30.0, 0.5, 100)
+def test_pack_utterances_respects_seconds_and_tokens():
+    windows = pack_utterances([10, 10, 10, 35, 5, 5], [10, 10, 200, 10, 10, 10], 30.0, 0.5, 100)
     assert windows == [[0, 1], [2], [3], [4, 5]]
     assert sum(windows, []) == list(range(6))
 

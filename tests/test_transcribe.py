@@ -10,7 +10,8 @@ from kidsasr.asr.guards import GuardOptions
 from kidsasr.asr.models import Word
 from kidsasr.asr.transcribe import (GAP_SECONDS, clamp_word, move_stranded_word, plan_clips, split_long_region,
                                     transcribe_long)
-from kidsasr.asr.vad import (FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, music_dominance, runs_at_least,
+from kidsasr.asr.vad import (FRAME_SECONDS, MUSIC_DOMINANCE_THRESHOLD, SpeechDetector, VadOptions, music_dominance,
+                             regions_from_probs, running_filter, runs_at_least, speech_probabilities,
                              speech_regions)
 from kidsasr.audio import AudioError, resample, write_wav
 
@@ -98,6 +99,22 @@ def test_runs_at_least_is_an_opening_by_a_line(length):
     assert runs_at_least(np.array([1, 1, 0, 1, 1, 1], bool), 3).tolist() == [False] * 3 + [True] * 3
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 14, 23])
+def test_running_filter_is_scipys_running_max_and_min(size):
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    rng = np.random.default_rng(size)
+    mask = (rng.random((9, 60)) < 0.7).astype(np.uint8)
+    power = rng.random((4, 30)).astype(np.float32)
+    for origin in {0, size % 2 - 1}:
+        assert np.array_equal(running_filter(np.max, mask, size, axis=1, origin=origin),
+                              maximum_filter1d(mask, size, axis=1, mode="constant", origin=origin))
+        assert np.array_equal(running_filter(np.min, mask, size, axis=1, origin=origin),
+                              minimum_filter1d(mask, size, axis=1, mode="constant", origin=origin))
+    assert np.array_equal(running_filter(np.max, power, size, axis=1, mode="symmetric"),
+                          maximum_filter1d(power, size, axis=1))
+
+
 def test_music_dominance_separates_music_from_speech(sentences):
     bed = music(10.0, seed=1)
     for sentence in sentences:
@@ -116,6 +133,25 @@ def test_streaming_vad_matches_one_shot(sentences):
         streamed.feed(audio[i : i + 7777])
     assert streamed.finish() == speech_regions(audio)
     assert len(streamed.probs) == int(np.ceil(audio.size / 512))
+
+
+@pytest.mark.parametrize("options", [VadOptions(), VadOptions(0.5, 150, 100, 10, neg_threshold=0.5),
+                                     VadOptions(0.3, 0, 2000, 400)])
+def test_regions_match_silero_state_machine(episode, options):
+    """kidsasr's torch-free restatement of silero's get_speech_timestamps_from_probs gives the same regions, on a
+    real episode's probabilities and on random ones with runs of every length."""
+    from silero_vad import get_speech_timestamps_from_probs
+
+    audio, _ = sf.read(episode[0], dtype="float32")
+    rng = np.random.default_rng(0)
+    runs = np.repeat(rng.random(400), rng.integers(1, 40, 400))
+    for probs, samples in [(speech_probabilities(audio).tolist(), audio.size), (runs.tolist(), runs.size * 512 - 100),
+                           ([], 0), ([0.9] * 3, 1500)]:
+        stamps = get_speech_timestamps_from_probs(
+            probs, sampling_rate=SR, threshold=options.threshold, neg_threshold=options.neg_threshold,
+            min_speech_duration_ms=options.min_speech_duration_ms, speech_pad_ms=options.speech_pad_ms,
+            min_silence_duration_ms=options.min_silence_duration_ms, audio_length_samples=samples)
+        assert regions_from_probs(probs, samples, options) == [(s["start"] / SR, s["end"] / SR) for s in stamps]
 
 
 def test_clip_planning_packs_regions_and_maps_times_back():

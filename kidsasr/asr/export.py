@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 CT2_CACHE = Path(os.environ.get("KIDSASR_CACHE", Path.home() / ".cache" / "kidsasr")) / "ct2"
+
+
+class NeedsFullInstall(RuntimeError):
+    """A model that has to be converted to CTranslate2 first, in an install without the converter."""
+
+
+def require_converter(hf_model: str) -> None:
+    """Converting needs transformers and torch: the subtitle-only install has neither. One clear line if so."""
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
+        raise NeedsFullInstall(
+            f"{hf_model} is a Hugging Face model, which has to be converted to CTranslate2 first: install the full "
+            f"package (pip install 'kidsasr[all]'), or run `kidsasr export {hf_model} -o DIR` where it is installed "
+            "and pass --model DIR")
 
 
 def resolve_model_dir(hf_model: str) -> Path:
@@ -35,6 +49,7 @@ def export_ct2(hf_model: str, out_dir: str | os.PathLike, quantization: str = "i
     The feature extractor is written as preprocessor_config.json, where faster-whisper reads the encoder window
     (chunk_length), whether the source keeps it there or, as newer transformers saves, in processor_config.json.
     """
+    require_converter(hf_model)
     from ctranslate2.converters import TransformersConverter
     from transformers import WhisperFeatureExtractor
 
@@ -61,6 +76,7 @@ def cached_ct2(hf_model: str, quantization: str = "int8") -> Path:
     The hash covers the resolved folder and its weights' size and time, so a retrained model at the same path
     is converted again.
     """
+    require_converter(hf_model)
     source = resolve_model_dir(hf_model)
     weights = sorted(p for p in source.iterdir() if p.suffix in {".safetensors", ".bin"})
     stamp = "|".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)
@@ -80,6 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(f"converting {args.model} to CTranslate2 ({args.quantization}) into {args.out}")
-    out = export_ct2(args.model, args.out, args.quantization)
+    try:
+        out = export_ct2(args.model, args.out, args.quantization)
+    except NeedsFullInstall as e:
+        print(f"kidsasr export: {e}")
+        return 2
     print(f"wrote {out}")
     return 0

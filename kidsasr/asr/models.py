@@ -21,14 +21,15 @@ import json
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-MAX_CLIP_SECONDS = 30.0
+from .. import config
+from ..constants import DEFAULT_MODEL, SAMPLE_RATE, WHISPER_WINDOW_SECONDS
+
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"  # faster-whisper's defaults: marks joined to the next or the previous word
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
@@ -96,11 +97,8 @@ class DecodeOptions:
 
     @classmethod
     def from_kwargs(cls, options: dict) -> "DecodeOptions":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"unknown decode options: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**options)
+        """Checked like every config: an unknown option or a wrong type raises ConfigError naming it."""
+        return config.from_mapping(cls, options, "decode options")
 
     def new_tokens_for(self, seconds: float) -> int:
         return max(8, min(self.max_new_tokens, int(seconds * self.tokens_per_second) + 8))
@@ -388,7 +386,7 @@ class CTCRecognizer:
         self.blank_id = self.model.config.pad_token_id
         self.delimiter = getattr(self.tokenizer, "word_delimiter_token", "|") or "|"
         self.seconds_per_frame = float(np.prod(self.model.config.conv_stride)) / SAMPLE_RATE
-        self.clip_seconds = MAX_CLIP_SECONDS
+        self.clip_seconds = WHISPER_WINDOW_SECONDS
 
     def transcribe_batch(self, clips: list[np.ndarray], word_timestamps: bool = False,
                          beam_size: int | None = None, fallback: Fallback | None = None) -> list[Hypothesis]:
@@ -453,7 +451,7 @@ def _is_ctc_model(model: str) -> bool:
     return "wav2vec2" in model.lower() or "hubert" in model.lower()
 
 
-def load_recognizer(model: str = "openai/whisper-base", backend: str = "auto", device: str = "cpu",
+def load_recognizer(model: str = DEFAULT_MODEL, backend: str = "auto", device: str = "cpu",
                     compute_type: str = "int8", **decode_options) -> Recognizer:
     """A recogniser for `model` (Hugging Face id, HF folder or CTranslate2 folder).
 

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, stream_audio
+from ..audio import stream_audio
+from ..constants import SAMPLE_RATE, WHISPER_WINDOW_SECONDS
 from .guards import GuardOptions, apply_guards, gate, loops, needs_fallback
 from .models import Fallback, Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance
@@ -147,7 +148,7 @@ def split_long_region(start: float, end: float, probs: list[float], max_seconds:
     return parts
 
 
-def plan_clips(pieces: list[tuple[float, float]], max_seconds: float = 30.0,
+def plan_clips(pieces: list[tuple[float, float]], max_seconds: float = WHISPER_WINDOW_SECONDS,
                horizon_seconds: float = 120.0) -> list[Clip]:
     """Pack pieces (each <= max_seconds, in time order) into clips of at most max_seconds including the gaps.
 

@@ -2,8 +2,9 @@
 
 silero-vad scores 512-sample (32 ms) frames with a recurrent state carried across calls, so
 `SpeechDetector.feed` accepts an episode in consecutive chunks and keeps only one probability per frame: a 3-hour
-episode costs about 1.4 MB of probabilities, never the audio. Regions come from silero's own state machine
-(`get_speech_timestamps_from_probs`).
+episode costs about 1.4 MB of probabilities, never the audio. The model is silero-vad 6.2.3's batched "sequence"
+ONNX export, shipped in `silero/` (MIT licence beside it) and run with onnxruntime alone; regions come from
+silero's state machine (`regions_from_probs`).
 
 Music dominance: the share of a region's energy held in sustained spectral peaks, i.e. narrow partials that stay
 on the same frequency (within one bin) for at least `MIN_NOTE_SECONDS`. Held notes and chords do that; speech
@@ -14,11 +15,13 @@ keeps a low share, and speech over a quiet music bed keeps most of its energy ou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..constants import SAMPLE_RATE
+
 FRAME = 512  # silero-vad's window at 16 kHz
 FRAME_SECONDS = FRAME / SAMPLE_RATE
 CONTEXT = 64  # samples of the previous frame silero-vad prepends
@@ -33,6 +36,19 @@ class VadOptions:
     min_speech_duration_ms: int = 250
     min_silence_duration_ms: int = 300
     speech_pad_ms: int = 100
+    neg_threshold: float | None = None  # speech ends below this; None: threshold - 0.15 (silero's default)
+
+
+@lru_cache(maxsize=1)
+def _session():
+    """One single-threaded ONNX Runtime session per process (it holds no state between calls)."""
+    import onnxruntime as ort
+
+    session_options = ort.SessionOptions()
+    session_options.inter_op_num_threads = 1
+    session_options.intra_op_num_threads = 1
+    model = Path(__file__).resolve().parent / "silero" / "silero_vad_16k_sequence.onnx"  # package data
+    return ort.InferenceSession(str(model), sess_options=session_options, providers=["CPUExecutionProvider"])
 
 
 class SpeechDetector:
@@ -43,16 +59,8 @@ class SpeechDetector:
     """
 
     def __init__(self, options: VadOptions | None = None):
-        import onnxruntime as ort
-        import silero_vad
-
         self.options = options or VadOptions()
-        session_options = ort.SessionOptions()
-        session_options.inter_op_num_threads = 1
-        session_options.intra_op_num_threads = 1
-        model = Path(silero_vad.__file__).parent / "data" / "silero_vad_16k_sequence.onnx"
-        self.session = ort.InferenceSession(str(model), sess_options=session_options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = _session()
         self._state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
@@ -78,12 +86,16 @@ class SpeechDetector:
 
     def finish(self) -> list[tuple[float, float]]:
         """Flush the last partial frame and return speech regions in seconds."""
+        self.flush()
+        return regions_from_probs(self.probs, self.samples, self.options)
+
+    def flush(self) -> None:
+        """Score the last partial frame (zero-padded): every sample fed so far then has its frame's probability."""
         if self._pending.size:
             tail = np.zeros((1, FRAME), dtype=np.float32)
             tail[0, : self._pending.size] = self._pending
             self._run(tail)
             self._pending = np.zeros(0, dtype=np.float32)
-        return regions_from_probs(self.probs, self.samples, self.options)
 
     def mean_prob(self, start: float, end: float) -> float:
         """Mean speech probability of the frames inside [start, end)."""
@@ -93,16 +105,56 @@ class SpeechDetector:
 
 
 def regions_from_probs(probs: list[float], samples: int, options: VadOptions | None = None) -> list[tuple[float, float]]:
-    from silero_vad import get_speech_timestamps_from_probs
-
-    if not probs:
-        return []
+    """Speech regions (seconds) from per-frame probabilities: silero-vad's `get_speech_timestamps_from_probs` state
+    machine (hysteresis, minimum speech and silence, padding; no maximum speech length), restated here because
+    silero_vad's module imports torch, which the subtitle install does not have. The tests check that both give
+    the same regions."""
     o = options or VadOptions()
-    stamps = get_speech_timestamps_from_probs(
-        probs, sampling_rate=SAMPLE_RATE, threshold=o.threshold, min_speech_duration_ms=o.min_speech_duration_ms,
-        min_silence_duration_ms=o.min_silence_duration_ms, speech_pad_ms=o.speech_pad_ms,
-        audio_length_samples=samples)
-    return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    min_speech = SAMPLE_RATE * o.min_speech_duration_ms / 1000
+    min_silence = SAMPLE_RATE * o.min_silence_duration_ms / 1000
+    pad = SAMPLE_RATE * o.speech_pad_ms / 1000
+    neg_threshold = max(o.threshold - 0.15, 0.01) if o.neg_threshold is None else o.neg_threshold
+    speeches: list[list[int]] = []
+    start: int | None = None
+    temp_end = 0  # where the current silence began (0: none yet)
+    for i, prob in enumerate(probs):
+        sample = FRAME * i
+        if prob >= o.threshold:
+            temp_end = 0
+            if start is None:
+                start = sample
+                continue
+        if start is not None and prob < neg_threshold:
+            temp_end = temp_end or sample
+            if sample - temp_end >= min_silence:
+                if temp_end - start > min_speech:
+                    speeches.append([start, temp_end])
+                start, temp_end = None, 0
+    if start is not None and samples - start > min_speech:
+        speeches.append([start, samples])
+    for i, speech in enumerate(speeches):
+        if i == 0:
+            speech[0] = int(max(0, speech[0] - pad))
+        if i == len(speeches) - 1:
+            speech[1] = int(min(samples, speech[1] + pad))
+            continue
+        following = speeches[i + 1]
+        silence = following[0] - speech[1]
+        if silence < 2 * pad:
+            speech[1] += int(silence // 2)
+            following[0] = int(max(0, following[0] - silence // 2))
+        else:
+            speech[1] = int(min(samples, speech[1] + pad))
+            following[0] = int(max(0, following[0] - pad))
+    return [(begin / SAMPLE_RATE, end / SAMPLE_RATE) for begin, end in speeches]
+
+
+def speech_probabilities(audio: np.ndarray) -> np.ndarray:
+    """silero-vad's speech probability of every 512-sample frame of an in-memory clip (last frame zero-padded)."""
+    detector = SpeechDetector()
+    detector.feed(audio)
+    detector.flush()
+    return np.asarray(detector.probs, dtype=np.float32)
 
 
 def speech_regions(audio: np.ndarray, options: VadOptions | None = None) -> list[tuple[float, float]]:
@@ -114,31 +166,39 @@ def speech_regions(audio: np.ndarray, options: VadOptions | None = None) -> list
 
 def music_dominance(audio: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """Share (0..1) of the clip's spectral energy in partials held steady for >= MIN_NOTE_SECONDS."""
-    import scipy.fft
-    from scipy.ndimage import maximum_filter1d
-
     n_fft, hop = 1024, 320
     if audio.size < n_fft:
         return 0.0
     frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float32), n_fft)[::hop]
-    spectrum = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)  # stays complex64
+    spectrum = np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)  # stays complex64
     power = (spectrum.real ** 2 + spectrum.imag ** 2).T  # (freq, time)
     total = power.sum()
     if total <= 1e-10:
         return 0.0
-    local_max = power >= maximum_filter1d(power, size=5, axis=0)
+    local_max = power >= running_filter(np.max, power, 5, axis=0, mode="symmetric")
     prominent = power > 30.0 * np.median(power, axis=0, keepdims=True)
-    peaks = maximum_filter1d((local_max & prominent).view(np.uint8), 3, axis=0, mode="constant")  # +-1 bin
+    peaks = running_filter(np.max, (local_max & prominent).view(np.uint8), 3, axis=0)  # +-1 bin
     held = runs_at_least(peaks, max(2, int(round(MIN_NOTE_SECONDS * sr / hop))), axis=1)
     return float(power[held].sum() / total)
+
+
+def running_filter(reduce, x: np.ndarray, size: int, axis: int = -1, origin: int = 0,
+                   mode: str = "constant") -> np.ndarray:
+    """`reduce` (np.max or np.min) over a sliding window of `size` along `axis`: scipy.ndimage's
+    maximum_filter1d / minimum_filter1d (same window placement and `origin`; "constant" pads with 0 and numpy's
+    "symmetric" is scipy's "reflect") in numpy alone, so the subtitle install needs no scipy. The tests compare
+    the two."""
+    x = np.moveaxis(x, axis, -1)
+    left = size // 2 + origin
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(left, size - 1 - left)], mode=mode)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size, axis=-1)
+    return np.moveaxis(reduce(windows, axis=-1), -1, axis)
 
 
 def runs_at_least(mask: np.ndarray, length: int, axis: int = -1) -> np.ndarray:
     """True where `mask` is inside a run of at least `length` consecutive true values along `axis`.
 
-    A morphological opening by a line (scipy.ndimage.binary_opening), done with two O(n) running min/max filters.
+    A morphological opening by a line (scipy.ndimage.binary_opening): a running minimum, then a running maximum.
     """
-    from scipy.ndimage import maximum_filter1d, minimum_filter1d
-
-    eroded = minimum_filter1d(mask.astype(np.uint8, copy=False), length, axis=axis, mode="constant")
-    return maximum_filter1d(eroded, length, axis=axis, mode="constant", origin=length % 2 - 1).astype(bool)
+    eroded = running_filter(np.min, mask.astype(np.uint8, copy=False), length, axis=axis)
+    return running_filter(np.max, eroded, length, axis=axis, origin=length % 2 - 1).astype(bool)

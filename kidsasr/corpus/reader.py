@@ -15,7 +15,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, AudioInfo, audio_info, load_audio
+from ..audio import AudioInfo, audio_info, load_audio
+from ..constants import SAMPLE_RATE
 
 CATEGORIES = ("미취학 아동 발달 교육", "어린이 교육", "어린이 드라마", "어린이 예능")
 
@@ -270,7 +271,7 @@ def speaker_from_fields(speaker_id: str, role: object, age: object, sex: object)
     return Speaker(speaker_id, role_name, age_group, sex_name)
 
 
-def parse_label(source: _LabelSource, audio: AudioRef | None, report: ReadReport) -> Episode | None:
+def read_label_file(source: _LabelSource, audio: AudioRef | None, report: ReadReport) -> Episode | None:
     """Parse and validate one 71502 label; problems go to `report`, good sentences are kept."""
     report.labels_read += 1
     try:
@@ -355,7 +356,7 @@ def read_corpus(root: str | Path, report: ReadReport | None = None) -> Iterator[
     label_stems = set()
     for source in labels:
         label_stems.add(source.stem)
-        episode = parse_label(source, audio.get(source.stem), report)
+        episode = read_label_file(source, audio.get(source.stem), report)
         if episode is not None:
             yield episode
     for stem in sorted(set(audio) - label_stems):

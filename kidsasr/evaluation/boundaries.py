@@ -9,7 +9,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..prep.alignment import AlignItem, Aligner, Alignment, SAMPLE_RATE
+from ..constants import SAMPLE_RATE
+from ..prep.alignment import AlignItem, Aligner, Alignment
 
 
 def boundary_errors(truth_rows: Sequence[dict], alignments: Sequence[Alignment | None], tolerance: float = 0.2) -> dict:

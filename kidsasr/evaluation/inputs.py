@@ -13,13 +13,6 @@ class EvalInputError(ValueError):
     """Unusable evaluation input, naming the file (and the ids or line) at fault."""
 
 
-def load_references(data: str | Path, split: str) -> list[Utterance]:
-    """Utterances of a split (sorted by id) from anything `kidsasr.evaluation.sources.open_labelled` reads."""
-    from .sources import open_labelled
-
-    return open_labelled(data, split).utterances
-
-
 def read_utf8(path: Path) -> str:
     """The file's text; bytes that are not UTF-8 are an error naming the file, line and offset."""
     raw = path.read_bytes()

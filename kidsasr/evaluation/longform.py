@@ -37,7 +37,7 @@ class LongformInputError(EvalInputError):
 
 
 @dataclass(frozen=True)
-class Segment:
+class TimedText:
     """A timed piece of text: one subtitle cue (lines kept) or one reference sentence (one line)."""
 
     start: float
@@ -51,7 +51,7 @@ class Segment:
 
 # ---- reading ------------------------------------------------------------------------------------------------
 
-def read_subtitles(path: str | Path) -> list[Segment]:
+def read_subtitles(path: str | Path) -> list[TimedText]:
     """Cues of a WebVTT or SRT file (webvtt-py), sorted by start; markup tags removed."""
     import webvtt
 
@@ -68,7 +68,7 @@ def read_subtitles(path: str | Path) -> list[Segment]:
             captions = webvtt.read(str(path), encoding="utf-8", strict=True)
     except Exception as e:  # webvtt-py raises several error types for malformed files
         raise LongformInputError(f"{path}: malformed subtitle file: {e}") from e
-    segments = [Segment(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000,
+    segments = [TimedText(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000,
                         tuple(_strip_tags(line) for line in c.lines if line.strip()))
                 for c in captions]
     return sorted(segments, key=lambda s: (s.start, s.end))
@@ -80,7 +80,7 @@ def _strip_tags(line: str) -> str:
     return html.unescape(re.sub(r"<[^>]*>", "", line)).strip()
 
 
-def read_label_reference(path: str | Path) -> list[Segment]:
+def read_label_reference(path: str | Path) -> list[TimedText]:
     """The sentences of a 71502 label JSON as reference segments (raw labels; the policy normalises them)."""
     from ..corpus.reader import LabelError, decode_text, parse_time
 
@@ -95,13 +95,13 @@ def read_label_reference(path: str | Path) -> list[Segment]:
     segments = []
     for k, s in enumerate(sentences, 1):
         try:
-            segments.append(Segment(parse_time(s["start"]), parse_time(s["end"]), (str(s["sentence"]),)))
+            segments.append(TimedText(parse_time(s["start"]), parse_time(s["end"]), (str(s["sentence"]),)))
         except (KeyError, TypeError, ValueError) as e:
             raise LongformInputError(f"{path}: sentence {k}: {e}") from e
     return sorted(segments, key=lambda s: (s.start, s.end))
 
 
-def read_reference(path: str | Path) -> list[Segment]:
+def read_reference(path: str | Path) -> list[TimedText]:
     path = Path(path)
     if path.suffix.lower() == ".json":
         return read_label_reference(path)
@@ -124,7 +124,7 @@ def _overlap(start: float, end: float, regions: list[tuple[float, float]]) -> fl
     return sum(max(0.0, min(end, b) - max(start, a)) for a, b in regions if a < end and b > start)
 
 
-def timing_scores(cues: Sequence[Segment], speech: list[tuple[float, float]], style: Style) -> dict:
+def timing_scores(cues: Sequence[TimedText], speech: list[tuple[float, float]], style: Style) -> dict:
     """On-screen time outside speech, and cues that stay up across a pause longer than the style allows."""
     on_screen = sum(max(0.0, c.end - c.start) for c in cues)
     off_speech = sum(max(0.0, c.end - c.start) - _overlap(c.start, c.end, speech) for c in cues)
@@ -144,7 +144,7 @@ def timing_scores(cues: Sequence[Segment], speech: list[tuple[float, float]], st
     }
 
 
-def reference_span_scores(cues: Sequence[Segment], reference: Sequence[Segment], tolerance: float = 0.3) -> dict:
+def reference_span_scores(cues: Sequence[TimedText], reference: Sequence[TimedText], tolerance: float = 0.3) -> dict:
     """Timing against reference cues that are utterance spans with silence between them (the real episode): the
     share of on-screen time outside every span widened by `tolerance` on each side, cues that run across the gap
     between two consecutive spans (overlapping both), and the share of span time cues cover."""
@@ -161,7 +161,7 @@ def reference_span_scores(cues: Sequence[Segment], reference: Sequence[Segment],
             sum(_overlap(a, b, shown) for a, b in spans) / span_time if span_time else 0.0}
 
 
-def style_scores(cues: Sequence[Segment], style: Style, speech: list[tuple[float, float]]) -> dict:
+def style_scores(cues: Sequence[TimedText], style: Style, speech: list[tuple[float, float]]) -> dict:
     """kidsasr.subtitles.cues.check_cue per cue; rules that need the builder's word times are not applicable to a
     file."""
     rules: Counter = Counter()
@@ -178,7 +178,7 @@ def style_scores(cues: Sequence[Segment], style: Style, speech: list[tuple[float
             "violations_by_rule": dict(rules.most_common())}
 
 
-def _suber_subtitles(segments: Sequence[Segment], unit: str) -> list:
+def _suber_subtitles(segments: Sequence[TimedText], unit: str) -> list:
     from suber.data_types import LineBreak, Subtitle, TimedWord
     from suber.utilities import set_approximate_word_times
 
@@ -201,14 +201,14 @@ def _suber_subtitles(segments: Sequence[Segment], unit: str) -> list:
     return subtitles
 
 
-def suber(hypothesis: Sequence[Segment], reference: Sequence[Segment], unit: str = "char") -> float:
+def suber(hypothesis: Sequence[TimedText], reference: Sequence[TimedText], unit: str = "char") -> float:
     """SubER (%) with Korean tokens: `unit` "char" (syllables) or "eojeol" (space-separated words)."""
     from suber.metrics.suber import calculate_SubER
 
     return calculate_SubER(_suber_subtitles(hypothesis, unit), _suber_subtitles(reference, unit))
 
 
-def score_episode(hypothesis: Sequence[Segment], reference: Sequence[Segment], style: Style,
+def score_episode(hypothesis: Sequence[TimedText], reference: Sequence[TimedText], style: Style,
                   speech_regions: Sequence[tuple[float, float]] | None = None) -> dict:
     """All four views for one episode; `speech_regions` default to the reference segments' spans."""
     if not reference:

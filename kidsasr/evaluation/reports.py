@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..fileio import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from .scoring import BREAKDOWN_FIELDS
 
@@ -22,13 +23,13 @@ RESULTS_HEADER = (
 RUNS_HEADING = "## Runs"
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_published_baselines(path: Path = REPO_ROOT / "eval" / "baselines.yaml") -> list[dict]:
+def load_published_baselines(path: Path | None) -> list[dict]:
+    """Published figures to show beside ours (eval/baselines.yaml in the checkout); none without a file."""
     import yaml
 
-    if not path.exists():
+    if path is None or not path.exists():
         return []
     return yaml.safe_load(path.read_text(encoding="utf-8")).get("baselines", [])
 
@@ -241,11 +242,13 @@ def append_results_row(results_md: Path, row: str) -> None:
 
 
 def git_commit() -> str:
+    """The code's git revision when it runs from a checkout, else the package version."""
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
+        described = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).parent,
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        described = ""
+    return described or f"kidsasr {__version__}"  # an installed package is not a git checkout
 
 
 def write_outputs(m: dict, per_utt: list[dict], out: Path, results_md: Path | None) -> None:

@@ -19,21 +19,20 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from ..constants import DEFAULT_MODEL
 from . import metrics
 from .inputs import EvalInputError, align_hypotheses, read_hypotheses
-from .reports import REPO_ROOT, format_ci, format_pct, git_commit, load_published_baselines, write_outputs
+from .reports import format_ci, format_pct, git_commit, load_published_baselines, write_outputs
 from .scoring import evaluate
 from .real_score import select_half
 from .sources import open_labelled
 from .transcription import slug, transcribe_cached
 
-DEFAULT_BASELINE = "openai/whisper-base"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Whisper or wav2vec2 CTC model: Hugging Face id, HF folder or CT2 folder")
     parser.add_argument("--baseline", default=None,
-                        help=f"zero-shot baseline scored in the same run (default {DEFAULT_BASELINE} when --model "
+                        help=f"zero-shot baseline scored in the same run (default {DEFAULT_MODEL} when --model "
                              "is given; 'none' to skip)")
     parser.add_argument("--data", help="labelled audio: a prep folder, a manifest .jsonl whose rows name audio "
                         "(`audio` relative to the manifest, or kidsasr's `audio_source` + times), or a corpus folder "
@@ -52,8 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "numbers, what a character CTC model emits)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="run folder (default eval/results/<date>-<model>-<split>)")
-    parser.add_argument("--results-md", default=str(REPO_ROOT / "eval" / "RESULTS.md"),
+    parser.add_argument("--out", help="run folder (default RESULTS_DIR/<date>-<model>-<split>)")
+    parser.add_argument("--results-dir", default="eval/results", help="where run folders go (default %(default)s)")
+    parser.add_argument("--baselines", default="eval/baselines.yaml",
+                        help="published figures shown beside ours, if the file exists (default %(default)s)")
+    parser.add_argument("--results-md", default="eval/RESULTS.md",
                         help="table that gets one row per run ('none' to skip)")
     parser.add_argument("--subtitles", help="long-form: score this VTT/SRT file instead (needs --reference)")
     parser.add_argument("--reference", help="long-form: reference VTT/SRT or the episode's label JSON")
@@ -84,8 +86,8 @@ def _run(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     model_name = args.model or args.hyps
     run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{slug(model_name)}-{args.split}"
-    out = Path(args.out or REPO_ROOT / "eval" / "results" / run_name)
-    baseline_name = args.baseline or (DEFAULT_BASELINE if args.model and not args.baseline_hyps else None)
+    out = Path(args.out or Path(args.results_dir) / run_name)
+    baseline_name = args.baseline or (DEFAULT_MODEL if args.model and not args.baseline_hyps else None)
     if baseline_name == "none" or (baseline_name == args.model and args.baseline_backend == args.backend):
         if baseline_name != "none":
             print(f"note: the model is the baseline ({baseline_name}, backend {args.backend}); scoring it alone")
@@ -134,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
          "data": str(args.data), "split": args.split, "reference_field": args.reference_field,
          "limit": args.limit, "bootstrap_resamples": args.bootstrap, "seed": args.seed,
          "normalisation_policy": metrics.NORMALISATION_POLICY, **result,
-         "published_baselines": load_published_baselines(),
+         "published_baselines": load_published_baselines(Path(args.baselines)),
          "real_speech": _real_speech(args, baseline_name, out)}
     results_md = None if args.results_md == "none" else Path(args.results_md)
     print(f"[5/5] writing {out}/report.md, metrics.json, utterances.jsonl, plots"

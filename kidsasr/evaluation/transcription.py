@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..manifest import decode_audio, load_split
 from .inputs import EvalInputError
 from .sources import LabelledSet, SpanLoader

@@ -29,11 +29,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-
-
-WINDOW_SECONDS = 30.0
-
+from ..constants import DEFAULT_MODEL, SAMPLE_RATE, WHISPER_WINDOW_SECONDS
 
 WHISPER_FRAME_SECONDS = 0.02  # one encoder position
 
@@ -78,7 +74,7 @@ def load_aligner(kind: str = "whisper", model: str | None = None, device: str = 
     if kind == "vad":
         return VadAligner(**options)
     if kind == "whisper":
-        return WhisperAligner(model or "openai/whisper-base", device=device, **options)
+        return WhisperAligner(model or DEFAULT_MODEL, device=device, **options)
     if kind == "ctc":
         if model is None:
             raise ValueError("the ctc aligner needs a wav2vec2 CTC model id or path (model=...)")
@@ -141,19 +137,11 @@ def speech_edges(audio: np.ndarray) -> list[tuple[float, float]]:
     """silero-vad speech regions (s) tuned for edges rather than for cutting clips: pauses of 100 ms split regions,
     10 ms padding, and speech ends as soon as its probability drops under the onset threshold (silero's default
     hysteresis keeps speech going 0.1-0.3 s into a music bed)."""
-    from silero_vad import get_speech_timestamps_from_probs
+    from ..asr.vad import VadOptions, regions_from_probs, speech_probabilities
 
-    from ..asr.vad import SpeechDetector
-
-    detector = SpeechDetector()
-    detector.feed(audio)
-    detector.finish()
-    if not detector.probs:
-        return []
-    stamps = get_speech_timestamps_from_probs(
-        detector.probs, sampling_rate=SAMPLE_RATE, threshold=0.5, neg_threshold=0.5, min_speech_duration_ms=150,
-        min_silence_duration_ms=100, speech_pad_ms=10, audio_length_samples=audio.size)
-    return [(st["start"] / SAMPLE_RATE, st["end"] / SAMPLE_RATE) for st in stamps]
+    options = VadOptions(threshold=0.5, neg_threshold=0.5, min_speech_duration_ms=150, min_silence_duration_ms=100,
+                         speech_pad_ms=10)
+    return regions_from_probs(speech_probabilities(audio).tolist(), audio.size, options)
 
 
 def _refuse_unalignable(items: Sequence[AlignItem], duration: float) -> tuple[list[Alignment | None], list[AlignItem]]:
@@ -241,7 +229,7 @@ class Window:
 
 
 def pack_windows(
-    items: Sequence[AlignItem], duration: float, padding: float = 1.0, max_seconds: float = WINDOW_SECONDS
+    items: Sequence[AlignItem], duration: float, padding: float = 1.0, max_seconds: float = WHISPER_WINDOW_SECONDS
 ) -> list[Window]:
     """Group timed items (sorted by label start) into windows of at most `max_seconds` around their padded labels.
 
@@ -282,7 +270,7 @@ class WhisperAligner:
 
     name = "whisper"
 
-    def __init__(self, model: str = "openai/whisper-base", device: str = "cpu", backend: str = "ct2",
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "cpu", backend: str = "ct2",
                  compute_type: str = "int8", threads: int = 0, language: str = "ko", padding: float = 1.0,
                  batch_size: int = 4, snap_tolerance: float = 0.6, vad: bool = True, min_confidence: float = 0.5):
         from transformers import WhisperProcessor
@@ -449,7 +437,7 @@ class WhisperAligner:
         results: list[Alignment] = []
         cursor, i = 0.0, 0
         while i < len(texts):
-            w_end = min(duration, cursor + WINDOW_SECONDS)
+            w_end = min(duration, cursor + WHISPER_WINDOW_SECONDS)
             batch, chars, tokens = [], 0, 0
             while i + len(batch) < len(texts):
                 text = texts[i + len(batch)]
@@ -464,7 +452,7 @@ class WhisperAligner:
             for sp in spans[:keep]:
                 results.append(self._finish(sp, regions, "whisper-dtw-long"))
             i += keep
-            cursor = max(cursor + 0.5, results[-1].end) if results else cursor + WINDOW_SECONDS
+            cursor = max(cursor + 0.5, results[-1].end) if results else cursor + WHISPER_WINDOW_SECONDS
             if cursor >= duration - 0.05:
                 for _ in texts[i:]:
                     results.append(Alignment(duration, duration, 0.0, "whisper-dtw-long", False, "no audio left for this text"))

@@ -1,8 +1,8 @@
 """Audio cleaning for data prep: decode, measure and normalise broadcast audio.
 
 An episode is decoded once to 16 kHz mono (`kidsasr.audio`: WAV, raw PCM, MP3, MP4/M4A through ffmpeg) and
-analysed once per 32 ms frame: silero-vad speech probability (the batched ONNX "sequence" model, one call per
-~16 s block instead of one per frame), RMS level, and the spectrum of every non-speech frame. Every sentence is
+analysed once per 32 ms frame: silero-vad speech probability (kidsasr.asr.vad, the same detector subtitling
+uses), RMS level, and the spectrum of every non-speech frame. Every sentence is
 then measured from those arrays (speech ratio, SNR, clipping, background condition: clean, or music when the
 background spectrum has note-like peaks, else noise) and cut, DC-removed and loudness-normalised on its own, so
 memory holds one episode at a time.
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
 
-from ..audio import SAMPLE_RATE
+from ..asr.vad import FRAME, FRAME_SECONDS, speech_probabilities
+from ..constants import SAMPLE_RATE
 
-FRAME = 512  # silero-vad's frame at 16 kHz: 32 ms
-FRAME_SECONDS = FRAME / SAMPLE_RATE
 SILENCE_DB = -100.0
 BAND = slice(6, 129)  # FFT bins of a 512-sample frame from about 190 Hz to 4 kHz: where music's notes show
 MAX_SNR_DB = 60.0
@@ -62,14 +60,6 @@ class SegmentQuality:
     speech_db: float  # RMS level of the speech frames
 
 
-@lru_cache(maxsize=1)
-def load_vad():
-    """silero-vad's batched ONNX model (one per process; it carries no state between calls)."""
-    from silero_vad import load_silero_vad
-
-    return load_silero_vad(sequence=True)
-
-
 def frame_measures(audio: np.ndarray, background: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Mean square of every 512-sample frame (silero-vad's framing, last frame zero-padded), and the band power
     spectrum of each frame flagged in `background`.
@@ -97,7 +87,7 @@ def analyse(audio: np.ndarray, vad_threshold: float = 0.5) -> EpisodeSignal:
     """Run the VAD and the frame measurements over a whole 16 kHz mono episode."""
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     n_frames = -(-audio.size // FRAME)
-    speech_prob = load_vad().audio_forward(audio)[:n_frames]
+    speech_prob = speech_probabilities(audio)[:n_frames]
     background = speech_prob < vad_threshold
     power, spectra = frame_measures(audio, background)
     return EpisodeSignal(audio, speech_prob, power, np.flatnonzero(background), spectra)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..fileio import atomic_path
 from ..manifest import SPLITS, Utterance
 from .config import OutputConfig

@@ -22,7 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..audio import SAMPLE_RATE, AudioError
+from ..audio import AudioError
+from ..constants import SAMPLE_RATE
 from ..corpus.reader import Episode, ReadReport, Sentence
 from ..fileio import write_json_atomic
 from ..manifest import Utterance

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 from ..manifest import SPLITS
 
@@ -20,7 +21,7 @@ class SplitConfig:
     dev: float = 0.05  # share of each category's audio
     test: float = 0.05
     seed: int = 0
-    group_by: str = "program"  # program | episode
+    group_by: Literal["program", "episode"] = "program"
     min_programs: int = 10  # fewer named programmes than this: group by episode instead
 
 

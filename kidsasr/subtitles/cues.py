@@ -1,6 +1,6 @@
 """Subtitle cues from timed words: segmentation, line breaking, timing, rule checks, WebVTT/SRT output.
 
-Pure functions, no models. A style profile (`subtitle/styles/*.yaml`) holds the numbers. The steps:
+Pure functions, no models. A style profile (`kidsasr/subtitles/styles/*.yaml`) holds the numbers. The steps:
 
 1. words -> spacing units: each recognised word is one Korean spacing unit (eojeol) or one Latin word, and a
    line or cue break only ever falls between two of them (`3개월` and `학교에서` are never cut). Words without
@@ -33,9 +33,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
+from .. import config
 from ..fileio import atomic_path, write_json_atomic
 
-STYLES_DIR = Path(__file__).resolve().parents[2] / "subtitle" / "styles"
+STYLES_DIR = Path(__file__).resolve().parent / "styles"  # package data: the built-in profiles
 SENTENCE_END = ".?!…。？！"
 CLAUSE_END = ",;:，、"
 CLOSING = "\"'”’)]}」』》〉"
@@ -71,6 +72,10 @@ class Style:
     songs: str = "mark"  # sung stretches: "mark" (lyrics between ♪ marks) or "omit" (left out)
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ("name", "songs") and value < 0:
+                raise ValueError(f"style {self.name}: {f.name} must be a non-negative number, got {value!r}")
         if self.songs not in SONG_POLICIES:
             raise ValueError(f"style {self.name}: songs must be one of {', '.join(SONG_POLICIES)}, not {self.songs!r}")
         if self.max_lines < 1:
@@ -83,39 +88,21 @@ class Style:
 
 
 def load_style(name_or_path: str | os.PathLike = "kids") -> Style:
-    """A built-in profile by name (`kids`, `adult`: `subtitle/styles/<name>.yaml`) or a YAML file of your own."""
-    import yaml
-
+    """A built-in profile by name (`kids`, `adult`: `kidsasr/subtitles/styles/<name>.yaml`) or a YAML file."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml") and not path.is_file():
         path = STYLES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         built_in = ", ".join(sorted(p.stem for p in STYLES_DIR.glob("*.yaml"))) or "none found"
         raise ValueError(f"style {str(name_or_path)!r}: no file {path} (built-in styles: {built_in})")
+    values = config.read_yaml(path)
+    values.setdefault("name", path.stem)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a style is a mapping of rule names to numbers")
-    known = {f.name for f in fields(Style)}
-    unknown = sorted(set(map(str, data)) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown style keys {unknown} (known: {sorted(known)})")
-    values: dict[str, Any] = {"name": str(data.get("name", path.stem))}
-    for key, value in data.items():
-        if key == "name":
-            continue
-        if key == "songs":
-            values[key] = str(value)
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{path}: {key} must be a non-negative number, got {value!r}")
-        values[key] = int(value) if key == "max_lines" else float(value)
-    try:
-        return Style(**values)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+        return config.from_mapping(Style, values, str(path))
+    except config.ConfigError:
+        raise
+    except ValueError as e:  # a rule between keys (Style.__post_init__)
+        raise config.ConfigError(f"{path}: {e}") from e
 
 
 def _char_width(ch: str) -> float:

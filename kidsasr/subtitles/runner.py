@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import __version__
+from ..asr.export import NeedsFullInstall
 from ..asr.guards import GuardOptions
 from ..audio import AudioError, audio_info
+from ..constants import DEFAULT_MODEL
 from ..fileio import write_json_atomic
 from .cues import Style, build_cues, cues_json_path, load_style, write_cues_json, write_srt, write_vtt
 
-DEFAULT_MODEL = "openai/whisper-base"
 SUMMARY_NAME = "subtitle-summary.json"
 # what ffmpeg commonly reads; other files in a folder are listed as ignored, not silently dropped
 MEDIA_SUFFIXES = frozenset({
@@ -186,6 +187,9 @@ def _run_all(todo: list[tuple[Path, Path]], model: str, backend: str, style: Sty
     if workers <= 1 or len(todo) == 1:
         try:
             recognizer = recognizer or _load(model, backend, device, compute_type)
+        except NeedsFullInstall as e:
+            yield from (Result(str(s), str(t), "failed", str(e)) for s, t in todo)
+            return
         except Exception as e:
             reason = f"model {model!r} could not be loaded: {type(e).__name__}: {e}"
             yield from (Result(str(s), str(t), "failed", reason) for s, t in todo)
@@ -220,9 +224,12 @@ _worker_recognizer = None
 
 def _init_worker(model: str, backend: str, device: str, compute_type: str, threads: int) -> None:
     global _worker_recognizer
-    import torch
-
-    torch.set_num_threads(threads)
+    try:  # the transformers and CTC backends run on torch; the subtitle install (CTranslate2) has none
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(threads)
     _worker_recognizer = _load(model, backend, device, compute_type, num_threads=threads)
 
 
@@ -327,6 +334,9 @@ def _run(args: argparse.Namespace, source: Path) -> int:
               file=sys.stderr)
         try:
             recognizer = _load(args.model, args.backend, args.device, args.compute_type)
+        except NeedsFullInstall as e:
+            print(f"kidsasr subtitle: {e}", file=sys.stderr)
+            return 2
         except Exception as e:
             print(f"kidsasr subtitle: model {args.model!r} could not be loaded: {type(e).__name__}: {e}",
                   file=sys.stderr)

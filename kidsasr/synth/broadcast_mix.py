@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 
 SR = SAMPLE_RATE
 

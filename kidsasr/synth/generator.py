@@ -36,7 +36,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from ..audio import SAMPLE_RATE, to_pcm16
+from ..audio import to_pcm16
+from ..constants import SAMPLE_RATE
 from ..corpus.reader import CATEGORIES
 from ..fileio import atomic_path, read_jsonl, write_json_atomic, write_jsonl_atomic
 from ..textnorm import parse_label

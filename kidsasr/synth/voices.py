@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

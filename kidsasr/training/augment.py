@@ -17,7 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load_audio, resample
+from ..audio import load_audio, resample
+from ..constants import SAMPLE_RATE
 from .recipe import AugmentConfig
 
 N_FFT = 512

@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..manifest import decode_audio
 from .augment import Augmenter
 from .data import to_units, whisper_labels

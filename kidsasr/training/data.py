@@ -11,7 +11,7 @@ from typing import Any
 
 import soundfile as sf
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..fileio import atomic_path
 from ..manifest import load_split
 from ..textnorm import normalize_for_cer, parse_label

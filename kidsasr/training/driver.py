@@ -37,6 +37,7 @@ import torch
 from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback)
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..constants import DEFAULT_MODEL
 from ..evaluation.metrics import score as score_texts
 from ..fileio import write_json_atomic, write_text_atomic
 from ..manifest import load_split
@@ -320,11 +321,10 @@ def score_real(recipe: Recipe, out: Path, results: dict) -> dict:
     """The exported model (its CTranslate2 copy when there is one) and, for Whisper, zero-shot whisper-base on the
     report half of the real read speech; {"skipped": why} when the set is not found."""
     from ..evaluation.real_score import score_real_speech
-    from ..evaluation.runner import DEFAULT_BASELINE
 
     if recipe.model.family == "whisper":
         model, backend = (results["ct2"], "ct2") if results.get("ct2") else (results["best"], "transformers")
-        baseline = DEFAULT_BASELINE  # the bar every recipe must clear on real speech, whatever it starts from
+        baseline = DEFAULT_MODEL  # the bar every recipe must clear on real speech, whatever it starts from
     else:
         model, backend, baseline = results["best"], "ctc", None
     real = score_real_speech(model, out / "real-speech", baseline, backend, "ct2")

@@ -12,14 +12,14 @@ import torch
 from transformers import (Seq2SeqTrainer)
 from transformers.modeling_outputs import BaseModelOutput
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..fileio import atomic_path
 from .collators import ClipSource, pad_labels
 from .data import SplitData, whisper_labels
 from .recipe import Recipe
 
 
-def pack_windows(durations: list[float], token_counts: list[int], max_seconds: float, gap: float,
+def pack_utterances(durations: list[float], token_counts: list[int], max_seconds: float, gap: float,
                  max_tokens: int) -> list[list[int]]:
     """Greedy packing of consecutive items into windows of at most `max_seconds` (gaps included) and
     `max_tokens` label tokens (one joining space per item); an item longer than the window stands alone."""
@@ -100,7 +100,7 @@ def cache_states(model, processor, recipe: Recipe, split: SplitData, clips: Clip
     for copy in range(copies):
         order = np.random.default_rng([t.seed, copy]).permutation(len(ds)) if training else np.arange(len(ds))
         if training and d.pack_seconds > 0:
-            groups = pack_windows([ds[int(i)]["input_length"] for i in order], [token_counts[i] for i in order],
+            groups = pack_utterances([ds[int(i)]["input_length"] for i in order], [token_counts[i] for i in order],
                                   d.pack_seconds, d.pack_gap, d.max_label_tokens - 3)
             windows += [([int(order[j]) for j in g], copy) for g in groups]
         else:

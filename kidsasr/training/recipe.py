@@ -9,25 +9,27 @@ Unknown keys, wrong types, impossible values and missing files raise RecipeError
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from .. import config
+from ..constants import DEFAULT_MODEL
 
 MODEL_FAMILIES = ("whisper", "wav2vec2")
 VOCAB_UNITS = ("syllable", "jamo")
 TEXT_FIELDS = ("text", "text_pron")
 
 
-class RecipeError(ValueError):
+class RecipeError(config.ConfigError):
     """A recipe that cannot run, with the file and the offending key."""
 
 
 @dataclass
 class ModelConfig:
     family: str = "whisper"  # whisper (seq2seq) | wav2vec2 (CTC)
-    name_or_path: str = "openai/whisper-base"  # any hub id or local folder
+    name_or_path: str = DEFAULT_MODEL  # any hub id or local folder
     language: str = "ko"  # Whisper only
     task: str = "transcribe"  # Whisper only
     vocab_unit: str = "syllable"  # CTC only: syllable | jamo
@@ -140,48 +142,6 @@ class Recipe:
         return d
 
 
-def _coerce(value, annotation, key: str, where: str):
-    origin = typing.get_origin(annotation)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{where}: {key}: expected true/false (got {value!r})")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{where}: {key}: expected an integer (got {value!r})")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(f"{where}: {key}: expected a number (got {value!r})")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{where}: {key}: expected a string (got {value!r})")
-        return value
-    if origin is list:
-        (item_type,) = typing.get_args(annotation)
-        if not isinstance(value, list):
-            raise RecipeError(f"{where}: {key}: expected a list (got {value!r})")
-        return [_coerce(v, item_type, f"{key}[{i}]", where) for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, key, where)
-    raise TypeError(f"unsupported recipe field type {annotation!r} for {key}")
-
-
-def _build(cls, values, prefix: str, where: str):
-    if not isinstance(values, dict):
-        raise RecipeError(f"{where}: {prefix}: expected a mapping (got {values!r})")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
-    kwargs = {}
-    for key, value in values.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise RecipeError(f"{where}: {dotted}: unknown key (allowed: {', '.join(sorted(names))})")
-        kwargs[key] = _coerce(value, hints[key], dotted, where)
-    return cls(**kwargs)
-
-
 def _check_range(where: str, key: str, pair: list[float], low: float, high: float) -> None:
     if len(pair) != 2 or not (low <= pair[0] <= pair[1] <= high):
         raise RecipeError(f"{where}: {key}: expected [min, max] with {low} <= min <= max <= {high} (got {pair})")
@@ -273,33 +233,8 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     return recipe
 
 
-def parse_override(text: str) -> tuple[list[str], object]:
-    """`train.max_steps=20` -> (["train", "max_steps"], 20); the value is read as YAML."""
-    if "=" not in text:
-        raise RecipeError(f"override {text!r}: expected SECTION.KEY=VALUE")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
-
-
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), check_data: bool = True) -> Recipe:
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(values, dict):
-        raise RecipeError(f"{path}: expected a mapping of sections at the top level")
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = values
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise RecipeError(f"override {text!r}: {k} is not a section")
-        node[keys[-1]] = value
-    recipe = _build(Recipe, values, "", str(path))
+    recipe = config.load(Recipe, path, overrides, skip=("source",), error=RecipeError)
     recipe.source = str(path)
     return validate(recipe, check_data=check_data)
 

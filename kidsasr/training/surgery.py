@@ -9,7 +9,7 @@ import torch
 from transformers import (Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor,
                           WhisperForConditionalGeneration, WhisperProcessor)
 
-from ..audio import SAMPLE_RATE
+from ..constants import SAMPLE_RATE
 from ..fileio import write_json_atomic
 from .data import PAD_CHAR, UNK_CHAR, WORD_DELIMITER
 from .recipe import Recipe, RecipeError
