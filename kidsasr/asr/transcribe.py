@@ -294,13 +294,18 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
     skipped: list[Clip] = []
     for clip, hyp in _decode_splitting_loops(to_decode, recognizer, word_timestamps, options):
         heard = _add_segments(clip, hyp, options, result)
-        if len(clip.pieces) > 1:
-            skipped += [Clip([clip.pieces[k]], [clip.audio[k]], [clip.music[k]])
-                        for k in range(len(clip.pieces)) if k not in heard]
-    # Whisper sometimes passes over short utterances packed together (a child's "응!"): a piece of a clip that passed
-    # the guards but gave it no words is decoded again on its own.
+        skipped += [Clip([clip.pieces[k]], [clip.audio[k]], [clip.music[k]])
+                    for k in range(len(clip.pieces)) if k not in heard and len(clip.pieces) > 1]
+    # Whisper sometimes passes over short utterances packed among others (a child's "응!"): the pieces of packed
+    # clips that got no words are packed again among themselves and decoded once more (one encoder pass per clip
+    # of them, not per piece: most are breaths and clicks).
     if skipped:
-        for clip, hyp in _decode_splitting_loops(skipped, recognizer, word_timestamps, options):
+        kept = {c.pieces[0]: c for c in skipped}
+        repacked = plan_clips(sorted(kept), recognizer.clip_seconds)
+        for clip in repacked:
+            clip.audio = [kept[p].audio[0] for p in clip.pieces]
+            clip.music = [kept[p].music[0] for p in clip.pieces]
+        for clip, hyp in _decode_splitting_loops(repacked, recognizer, word_timestamps, options):
             _add_segments(clip, hyp, options, result)
 
 
