@@ -2,13 +2,15 @@
 
 Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chunk in memory at a time):
   1. silero-vad scores every 32 ms frame; speech regions come from those scores.
-  2. the regions are packed into clips of at most 30 s of audio (speech only, a short silence between regions,
+  2. the regions are packed into clips of at most 30 s of audio (speech only, 1 s of silence between regions,
      long regions split at their quietest frame, first fit within a two-minute horizon); each clip's audio is
      copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from
-     clip time to episode time.
-Nothing outside a speech region is kept; music-dominated regions are not decoded; a clip whose greedy decode loops
-or fails the gates is decoded again with a beam; the guards (kidsasr.asr.guards) remove loops, failed decodes and
-stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
+     clip time to episode time, each word into the region where it ends.
+Nothing outside a speech region is kept; music-dominated regions are not decoded unless songs are (GuardOptions.
+decode_songs: their words are marked sung); a clip whose greedy decode loops or fails the gates is decoded again
+with a beam, then, if it still does and holds several regions, in halves; regions of a clip that got no words are
+packed again among themselves and decoded once more; the guards (kidsasr.asr.guards) remove loops, failed decodes
+and stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
 """
 
 from __future__ import annotations
