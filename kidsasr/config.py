@@ -20,6 +20,11 @@ from typing import Any, Iterable, TypeVar
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_PLAIN = {  # field type: (what it accepts as is, what the error says it expected)
+    bool: (lambda v: isinstance(v, bool), "true/false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
 
 
 class ConfigError(ValueError):
@@ -54,13 +59,10 @@ def _coerce(value: Any, annotation: Any, key: str, where: str, error: type[Confi
         if value not in args:
             raise error(f"{where}: {key}: must be one of {args} (got {value!r})")
         return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise error(f"{where}: {key}: expected true/false (got {value!r})")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise error(f"{where}: {key}: expected an integer (got {value!r})")
+    if annotation in _PLAIN:
+        accepts, expected = _PLAIN[annotation]
+        if not accepts(value):
+            raise error(f"{where}: {key}: expected {expected} (got {value!r})")
         return value
     if annotation is float:
         number = _as_float(value)
@@ -69,10 +71,6 @@ def _coerce(value: Any, annotation: Any, key: str, where: str, error: type[Confi
         if not math.isfinite(number):
             raise error(f"{where}: {key}: expected a finite number (got {value!r})")
         return number
-    if annotation is str:
-        if not isinstance(value, str):
-            raise error(f"{where}: {key}: expected a string (got {value!r})")
-        return value
     if origin is list:
         if not isinstance(value, list):
             raise error(f"{where}: {key}: expected a list (got {value!r})")
