@@ -69,7 +69,7 @@ train: setup
 	$(KIDSASR) train --recipe $(RECIPE) $(if $(PREP),--data $(PREP))
 
 eval: setup
-	$(KIDSASR) eval --model $(MODEL) --baseline $(BASELINE) --data $(DATA) --split $(SPLIT)
+	$(KIDSASR) eval --model $(MODEL) --baseline $(BASELINE) --data $(DATA) --split $(SPLIT) $(if $(REAL_SPEECH),--real-speech $(REAL_SPEECH))
 
 subtitle: setup
 	$(KIDSASR) subtitle $(EPISODE) -o $(VTT)

@@ -1,4 +1,5 @@
-"""`make bench-subtitle`: kidsasr subtitles vs faster-whisper's defaults on one generated 10-minute episode.
+"""`make bench-subtitle`: kidsasr subtitles vs faster-whisper's defaults on a generated 10-minute episode and, when
+../shared/real-speech is there, on the real read-speech and child-speech episodes (eval/bench_real.py).
 
 Stages:
   1. render a 10-minute children's-programme episode with kidsasr.synth.generator (cached under --work)
@@ -10,6 +11,8 @@ Stages:
      kidsasr.evaluation.longform against the label and the true speech spans (truth.jsonl): real-time factor (wall) and
      CPU time, CER over the episode, share of cues within the style rules (cues.check_cue), share of on-screen time
      outside speech, share of cues spanning a pause > 1 s
+  5. real speech (eval/bench_real.py; said plainly when skipped): both tools, whole runs with the model load,
+     median of --real-repeats, on the 300-clip read-speech episode and the 5-minute child episode
 Optional: --memory-hours N writes an N-hour episode (a sentence every 30 s over room tone, streamed to disk) and
 reports the peak RSS of transcribe_long on it beside the same on a file a third as long (both decode full batches,
 so the difference is what grows with length).
@@ -69,9 +72,10 @@ def evaluate(name: str, vtt: Path, label_path: Path, speech: list[tuple[float, f
 def run_kidsasr(wav: Path, recognizer, style) -> tuple[list, tuple[float, float], object]:
     from kidsasr.subtitles.cues import build_cues
     from kidsasr.asr.transcribe import transcribe_long
+    from kidsasr.subtitles.runner import guard_options_for
 
     wall, cpu = time.perf_counter(), time.process_time()
-    result = transcribe_long(wav, recognizer)
+    result = transcribe_long(wav, recognizer, guard_options=guard_options_for(style))
     cues = build_cues(result.words, style, result.speech_regions)
     return cues, (time.perf_counter() - wall, time.process_time() - cpu), result
 
@@ -125,24 +129,11 @@ def write_long_episode(path: Path, hours: float, speech: np.ndarray, every: floa
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="openai/whisper-base", help="Whisper id or folder (a fine-tuned model)")
-    parser.add_argument("--work", type=Path, default=Path("work/bench-subtitle"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for both tools")
-    parser.add_argument("--style", default="kids")
-    parser.add_argument("--repeats", type=int, default=3, help="kidsasr runs (its median time is reported)")
-    parser.add_argument("--skip-baseline", action="store_true", help="run kidsasr only")
-    parser.add_argument("--memory-hours", type=float, default=0.0, help="also measure peak RSS on an N-hour file")
-    args = parser.parse_args(argv)
-
-    from kidsasr.subtitles.cues import load_style
+def generated_episode(args: argparse.Namespace, style) -> tuple[Path, list[tuple[float, float]]]:
+    """Both tools on the generated episode; prints the table; (the episode's WAV, its true speech spans)."""
     from kidsasr.asr.export import cached_ct2
     from kidsasr.evaluation.longform import merge_regions
 
-    style = load_style(args.style)
-    args.work.mkdir(parents=True, exist_ok=True)
     wav, truth = make_episode(args.work, args.seed)
     duration = EPISODE_SECONDS
     speech = merge_regions([(r["true_start"], r["true_end"]) for r in truth])
@@ -192,7 +183,40 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"style violations, {r['tool']}: {r['violations'] or 'none'}")
 
-    if args.memory_hours:
+    return wav, speech
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="openai/whisper-base", help="Whisper id or folder (a fine-tuned model)")
+    parser.add_argument("--work", type=Path, default=Path("work/bench-subtitle"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for both tools")
+    parser.add_argument("--style", default="kids")
+    parser.add_argument("--repeats", type=int, default=3, help="kidsasr runs (its median time is reported)")
+    parser.add_argument("--skip-baseline", action="store_true", help="run kidsasr only")
+    parser.add_argument("--memory-hours", type=float, default=0.0, help="also measure peak RSS on an N-hour file")
+    parser.add_argument("--real-speech", type=Path, default=None,
+                        help="real-speech folder (default $KIDSASR_REAL_SPEECH or ../shared/real-speech)")
+    parser.add_argument("--real", default="both", choices=("both", "read", "child", "none"),
+                        help="which real-speech episodes to run")
+    parser.add_argument("--real-repeats", type=int, default=3, help="whole runs per tool on the real episodes")
+    parser.add_argument("--skip-generated", action="store_true", help="run the real-speech episodes only")
+    args = parser.parse_args(argv)
+
+    from kidsasr.asr.export import cached_ct2
+    from kidsasr.subtitles.cues import load_style
+
+    style = load_style(args.style)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not args.skip_generated:
+        wav, speech = generated_episode(args, style)
+    if args.real != "none":
+        import bench_real
+
+        print("\n" + bench_real.run(args.work, args.real_speech, args.model, cached_ct2(args.model), args.threads,
+                                    style, args.real_repeats, args.real))
+    if args.memory_hours and not args.skip_generated:
         from kidsasr.audio import load_audio
 
         sentence = load_audio(wav)[int(speech[1][0] * SAMPLE_RATE) : int(speech[1][1] * SAMPLE_RATE)]

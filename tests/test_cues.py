@@ -411,3 +411,15 @@ def test_side_file_lists_confidence_words_and_violations(tmp_path):
     assert [c["lines"] for c in weak] == [["확신없음"]] and weak[0]["words"][0]["probability"] == 0.2
     assert data["cues_with_violations"] == sum(bool(c["violations"]) for c in data["cues"])
     assert all(math.isclose(c["start"], cue.start) for c, cue in zip(data["cues"], cues))
+
+
+def test_songs_are_marked_or_left_out_as_the_style_says(tmp_path):
+    song = [CueWord("반짝반짝", 1.0, 1.8, 0.9, sung=True), CueWord("작은", 1.8, 2.2, 0.9, sung=True),
+            CueWord("별", 2.2, 2.8, 0.9, sung=True)]
+    talk = [CueWord("안녕", 3.2, 3.7, 0.9)]  # within a second of the song: still a cue of its own
+    assert [c.lines for c in build_cues(song + talk, KIDS)] == [["♪ 반짝반짝 작은 별 ♪"], ["안녕"]]
+    assert [c.lines for c in build_cues(song + talk, ADULT)] == [["안녕"]]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("songs: sing\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*songs must be one of mark, omit"):
+        load_style(bad)

@@ -158,10 +158,13 @@ def test_clip_planning_packs_regions_and_maps_times_back():
     clips = plan_clips([(1.0, 11.0), (12.0, 20.0), (25.0, 40.0), (41.0, 42.0)], max_seconds=30.0)
     assert [c.pieces for c in clips] == [[(1.0, 11.0), (12.0, 20.0), (41.0, 42.0)], [(25.0, 40.0)]]
     clip = clips[0]
-    assert clip.to_episode_time(0.5) == (0, 1.5)
-    assert clip.to_episode_time(10.0 + GAP_SECONDS + 2.0) == (1, 14.0)
-    assert clip.to_episode_time(10.05) == (1, 12.0)  # a word starting in the gap belongs to the next piece
-    assert clip.to_episode_time(10.05, is_start=False) == (0, 11.0)
+    assert clip.locate(0.5, 0.9) == (0, 1.5, 1.9)
+    second = 10.0 + GAP_SECONDS  # clip time where the second piece starts
+    assert clip.locate(second + 2.0, second + 2.5) == (1, 14.0, 14.5)
+    # DTW starts a word after a silence early: its end places it, and its start is clipped to its piece
+    assert clip.locate(9.0, second + 0.5) == (1, 12.0, 12.5)
+    assert clip.locate(9.6, 10.05) == (0, 10.6, 11.0)  # ends in the gap: the piece before
+    assert clip.locate(10.05, 10.1) == (1, 12.0, 12.0)  # wholly in the gap: the next piece
     for c in clips:
         assert sum(b - a for a, b in c.pieces) + GAP_SECONDS * (len(c.pieces) - 1) <= 30.0
 
@@ -171,7 +174,7 @@ def test_clip_planning_fills_earlier_clips_first_within_the_horizon():
     clips = plan_clips(pieces, max_seconds=30.0, horizon_seconds=120.0)
     # the 5 s piece fits behind the first clip's 20 s; the piece at 300 s is past that clip's horizon
     assert [c.pieces for c in clips] == [[(0.0, 20.0), (42.0, 47.0)], [(21.0, 41.0)], [(300.0, 302.0)]]
-    assert clips[0].to_episode_time(20.0 + GAP_SECONDS + 1.0) == (1, 43.0)
+    assert clips[0].locate(20.0 + GAP_SECONDS + 1.0, 20.0 + GAP_SECONDS + 1.5) == (1, 43.0, 43.5)
 
 
 def test_a_word_stranded_in_a_piece_tail_moves_to_the_next_piece():
@@ -285,3 +288,40 @@ def test_whisper_base_long_form_on_generated_episode(episode):
     assert not any(music_span[0] < s.start < music_span[1] for s in result.segments)
     for segment in result.segments:
         assert len(segment.text) < 300  # loops were cut, nothing ran to the token limit
+
+
+class LoopsOnALoudPiece:
+    """A scripted recogniser for the clip-splitting logic (kidsasr.asr.models.Recognizer's interface): each stretch
+    of sound in a clip becomes one word, and a clip holding a loud stretch loops over all of it, as Whisper does."""
+
+    batch_size, clip_seconds = 8, 30.0
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def transcribe_batch(self, clips, word_timestamps=False, beam_size=None, fallback=None):
+        from kidsasr.asr.models import Hypothesis, compression_ratio
+
+        self.calls.append(len(clips))
+        hyps = []
+        for clip in clips:
+            if np.abs(clip).max() > 0.4:
+                text = "자, " * 30
+                hyps.append(Hypothesis(text, [], -0.2, compression_ratio(text), 0.0))
+                continue
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], (clip != 0).astype(int), [0]])))
+            words = [Word(f"말{k}", a / SR, b / SR, 0.9) for k, (a, b) in enumerate(zip(edges[::2], edges[1::2]))]
+            hyps.append(Hypothesis(" ".join(w.text for w in words), words, -0.2, 1.0, 0.0))
+        return hyps
+
+
+def test_a_loop_costs_only_the_piece_it_is_in():
+    from kidsasr.asr.transcribe import Clip, _decode_splitting_loops
+
+    pieces = [(0.0, 1.0), (2.0, 3.0), (4.0, 5.0), (6.0, 7.0)]
+    audio = [np.full(SR, 0.1 if k != 2 else 0.5, np.float32) for k in range(4)]
+    recognizer = LoopsOnALoudPiece()
+    decoded = _decode_splitting_loops([Clip(pieces, audio, [0.0] * 4)], recognizer, True, GuardOptions())
+    assert sorted((c.pieces, h.text.startswith("자,")) for c, h in decoded) == [
+        ([(0.0, 1.0), (2.0, 3.0)], False), ([(4.0, 5.0)], True), ([(6.0, 7.0)], False)]
+    assert recognizer.calls == [1, 2, 2]  # the clip, its halves, the looping half's halves

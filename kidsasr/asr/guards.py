@@ -11,7 +11,8 @@ Every removal is returned as (text, reason) so callers can list it.
 
 Before the guards, a greedy hypothesis that loops or fails the compression or log-probability gates is decoded
 again with a beam (`needs_fallback`; Whisper's own fallback samples at rising temperatures instead): a greedy
-decoder that falls into a loop loses the rest of its 30 s clip, a beam rarely does.
+decoder that falls into a loop loses the rest of its 30 s clip, a beam rarely does. A clip of several pieces that
+still `loops` or fails a `gate` is decoded again in halves (kidsasr.asr.transcribe), so it costs only its piece.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ _HALLUCINATION_RE = re.compile("|".join(f"(?:{p})" for p in KNOWN_HALLUCINATIONS
 @dataclass
 class GuardOptions:
     music_threshold: float = 0.6
+    # Music-dominated pieces: decoded as song (their words marked sung, kidsasr.subtitles.cues shows them between ♪
+    # marks) when True, else dropped unheard.
+    decode_songs: bool = False
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.5
     no_speech_log_prob: float = -1.0  # with a high no-speech probability, this log-probability already fails
@@ -146,15 +150,21 @@ def gate(hyp: Hypothesis, options: GuardOptions | None = None) -> str | None:
     return None
 
 
+def loops(hyp: Hypothesis, options: GuardOptions | None = None) -> bool:
+    """Whether a hypothesis holds a repetition loop or compresses like one."""
+    o = options or GuardOptions()
+    text = _source_text(hyp)
+    return bool(text.strip()) and (find_repetition(text, o) is not None
+                                   or hyp.compression_ratio > o.compression_ratio_threshold)
+
+
 def needs_fallback(hyp: Hypothesis, options: GuardOptions | None = None) -> bool:
     """Whether a greedy hypothesis is worth decoding again with a beam: it loops, compresses like a loop, or is
     unsure of itself, and it is not simply silence."""
     o = options or GuardOptions()
-    text = _source_text(hyp)
-    if o.fallback_beam_size <= 1 or not text.strip() or hyp.no_speech_prob > o.no_speech_threshold:
+    if o.fallback_beam_size <= 1 or not _source_text(hyp).strip() or hyp.no_speech_prob > o.no_speech_threshold:
         return False
-    return (find_repetition(text, o) is not None or hyp.compression_ratio > o.compression_ratio_threshold
-            or hyp.avg_logprob < o.fallback_log_prob)
+    return loops(hyp, o) or hyp.avg_logprob < o.fallback_log_prob
 
 
 def apply_guards(hyp: Hypothesis, speech_seconds: float, music_share: float = 0.0,

@@ -43,6 +43,7 @@ class Word:
     start: float
     end: float
     probability: float
+    sung: bool = False  # said in a music-dominated stretch (a song); the cue builder marks or omits it
 
 
 @dataclass

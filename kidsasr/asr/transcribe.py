@@ -2,30 +2,34 @@
 
 Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chunk in memory at a time):
   1. silero-vad scores every 32 ms frame; speech regions come from those scores.
-  2. the regions are packed into clips of at most 30 s of audio (speech only, a short silence between regions,
+  2. the regions are packed into clips of at most 30 s of audio (speech only, 1 s of silence between regions,
      long regions split at their quietest frame, first fit within a two-minute horizon); each clip's audio is
      copied out of the stream as it passes, and full batches are decoded at once. Word times are mapped back from
-     clip time to episode time.
-Nothing outside a speech region is kept; music-dominated regions are not decoded; a clip whose greedy decode loops
-or fails the gates is decoded again with a beam; the guards (kidsasr.asr.guards) remove loops, failed decodes and
-stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
+     clip time to episode time, each word into the region where it ends.
+Nothing outside a speech region is kept; music-dominated regions are not decoded unless songs are (GuardOptions.
+decode_songs: their words are marked sung); a clip whose greedy decode loops or fails the gates is decoded again
+with a beam, then, if it still does and holds several regions, in halves; regions of a clip that got no words are
+packed again among themselves and decoded once more; the guards (kidsasr.asr.guards) remove loops, failed decodes
+and stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from ..audio import stream_audio
 from ..constants import SAMPLE_RATE, WHISPER_WINDOW_SECONDS
-from .guards import GuardOptions, apply_guards, needs_fallback
+from .guards import GuardOptions, apply_guards, gate, loops, needs_fallback
 from .models import Fallback, Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance
 
-GAP_SECONDS = 0.2  # silence put between two regions inside one clip
+# Silence put between two regions inside one clip. With 0.2 s, Whisper ran utterances together and dropped or moved
+# their first words; 1.0 s measured best on the real read-speech episode (eval/RESULTS.md, "Real speech").
+GAP_SECONDS = 1.0
 # Cross-attention DTW sometimes stretches a word (typically the last before a cut or a pause) over seconds of
 # audio; no Korean word is said slower than this per character.
 MAX_SECONDS_PER_CHAR = 0.5
@@ -42,6 +46,7 @@ class Segment:
     avg_logprob: float
     compression_ratio: float
     no_speech_prob: float
+    sung: bool = False  # decoded from a music-dominated piece (GuardOptions.decode_songs)
     fallback: bool = False  # decoded again with a beam
     music: float = 0.0  # the highest music dominance of the speech pieces decoded together with it
 
@@ -86,15 +91,26 @@ class Clip:
             t += end - start + GAP_SECONDS
         return out
 
-    def to_episode_time(self, t: float, is_start: bool = True) -> tuple[int, float]:
-        """(piece index, episode time) of clip time t. A time in the gap after a piece snaps to that piece's end,
-        or, for a word's start, to the next piece's start (DTW tends to start a word early, in the silence)."""
+    def halves(self) -> list["Clip"]:
+        """The clip as two clips of its first and second half of pieces (audio and music shares kept)."""
+        m = len(self.pieces) // 2
+        return [Clip(self.pieces[a:b], self.audio[a:b], self.music[a:b]) for a, b in ((0, m), (m, len(self.pieces)))]
+
+    def locate(self, start: float, end: float) -> tuple[int, float, float]:
+        """(piece index, episode start, episode end) of a word at clip times [start, end].
+
+        Whisper's DTW word times run on from one word to the next, so a word said after a silence starts early, in
+        the silence or in the piece before it, while its end is where it was said. A word therefore belongs to the
+        piece its end falls in (an end in the gap after a piece: that piece, unless the word starts in that gap
+        too: the next one), and its times are clipped to that piece.
+        """
         offsets = self.offsets
-        k = max(0, int(np.searchsorted(offsets, t, side="right")) - 1)
-        start, end = self.pieces[k]
-        if is_start and t - offsets[k] > end - start and k + 1 < len(self.pieces):
-            return k + 1, self.pieces[k + 1][0]
-        return k, min(start + max(0.0, t - offsets[k]), end)
+        k = max(0, int(np.searchsorted(offsets, end, side="right")) - 1)
+        if start - offsets[k] > self.pieces[k][1] - self.pieces[k][0] and k + 1 < len(self.pieces):
+            k += 1
+        piece_start, piece_end = self.pieces[k]
+        a = min(max(piece_start + start - offsets[k], piece_start), piece_end)
+        return k, a, min(max(piece_start + end - offsets[k], a), piece_end)
 
 
 def clamp_word(word: Word) -> Word:
@@ -179,12 +195,10 @@ def _piece_segments(clip: Clip, hyp: Hypothesis, dropped: list[Dropped]) -> list
     clip_length = clip.offsets[-1] + clip.pieces[-1][1] - clip.pieces[-1][0]
     per_piece: dict[int, list[Word]] = {}
     for w in hyp.words:
-        k, start = clip.to_episode_time(w.start)
         if w.start >= clip_length:
             dropped.append(Dropped(clip.pieces[-1][1], clip.pieces[-1][1], w.text, "outside speech"))
             continue
-        _, end = clip.to_episode_time(max(w.end, w.start), is_start=False)
-        end = min(max(end, start), clip.pieces[k][1])
+        k, start, end = clip.locate(w.start, max(w.end, w.start))
         per_piece.setdefault(k, []).append(clamp_word(Word(w.text, round(start, 3), round(end, 3), w.probability)))
     for k in sorted(per_piece):
         if k + 1 in per_piece:
@@ -271,9 +285,9 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
     to_decode: list[Clip] = []
     for clip in clips:
         shares = [music_dominance(a) for a in clip.audio]
-        keep = [k for k, share in enumerate(shares) if share <= options.music_threshold]
+        keep = [k for k, share in enumerate(shares) if options.decode_songs or share <= options.music_threshold]
         for k, share in enumerate(shares):
-            if share > options.music_threshold:
+            if k not in keep:
                 start, end = clip.pieces[k]
                 result.dropped.append(Dropped(start, end, "", f"music-dominated ({share:.2f} > {options.music_threshold})"))
         if keep:
@@ -281,17 +295,56 @@ def _decode_batch(clips: list[Clip], recognizer: Recognizer, word_timestamps: bo
         clip.audio = []
     if not to_decode:
         return
-    audios = [_clip_audio(c) for c in to_decode]
+    skipped: list[Clip] = []
+    for clip, hyp in _decode_splitting_loops(to_decode, recognizer, word_timestamps, options):
+        heard = _add_segments(clip, hyp, options, result)
+        skipped += [Clip([clip.pieces[k]], [clip.audio[k]], [clip.music[k]])
+                    for k in range(len(clip.pieces)) if k not in heard and len(clip.pieces) > 1]
+    # Whisper sometimes passes over short utterances packed among others (a child's "응!"): the pieces of packed
+    # clips that got no words are packed again among themselves and decoded once more (one encoder pass per clip
+    # of them, not per piece: most are breaths and clicks).
+    if skipped:
+        kept = {c.pieces[0]: c for c in skipped}
+        repacked = plan_clips(sorted(kept), recognizer.clip_seconds)
+        for clip in repacked:
+            clip.audio = [kept[p].audio[0] for p in clip.pieces]
+            clip.music = [kept[p].music[0] for p in clip.pieces]
+        for clip, hyp in _decode_splitting_loops(repacked, recognizer, word_timestamps, options):
+            _add_segments(clip, hyp, options, result)
+
+
+def _add_segments(clip: Clip, hyp: Hypothesis, options: GuardOptions, result: LongTranscript) -> set[int]:
+    """Guard a clip's hypothesis, add one segment per piece to `result`; the pieces that got text."""
+    start, end = clip.pieces[0][0], clip.pieces[-1][1]
+    speech_seconds = sum(b - a for a, b in clip.pieces)
+    music = 0.0 if options.decode_songs else max(clip.music)  # decoded songs pass the other guards
+    kept, removed = apply_guards(hyp, speech_seconds, music, options)
+    result.dropped.extend(Dropped(start, end, text, reason) for text, reason in removed)
+    heard = set()
+    for k, piece_hyp in _piece_segments(clip, kept, result.dropped):
+        sung = clip.music[k] > options.music_threshold
+        words = [replace(w, sung=True) for w in piece_hyp.words] if sung else piece_hyp.words
+        seg_start, seg_end = (words[0].start, words[-1].end) if words else (start, end)
+        result.segments.append(Segment(seg_start, seg_end, piece_hyp.text, words, piece_hyp.avg_logprob,
+                                       compression_ratio(piece_hyp.text), piece_hyp.no_speech_prob, sung,
+                                       hyp.fallback, max(clip.music)))
+        heard.add(k)
+    return heard
+
+
+def _decode_splitting_loops(clips: list[Clip], recognizer: Recognizer, word_timestamps: bool, options: GuardOptions
+                            ) -> list[tuple[Clip, Hypothesis]]:
+    """Decode clips (greedy, then a beam for those needs_fallback flags). A clip of several pieces that still loops or
+    fails the gates is decoded again as two halves, recursively: a loop or an unsure stretch then costs only the piece
+    it is in, which the guards cut or drop, instead of every piece packed with it (a looping decoder spends the token
+    budget of the whole clip; one unsure piece pulls the whole clip's log-probability under the gate)."""
     fallback = Fallback(lambda hyp: needs_fallback(hyp, options), options.fallback_beam_size)
-    hyps = recognizer.transcribe_batch(audios, word_timestamps=word_timestamps, fallback=fallback)
-    for clip, hyp in zip(to_decode, hyps):
-        start, end = clip.pieces[0][0], clip.pieces[-1][1]
-        speech_seconds = sum(b - a for a, b in clip.pieces)
-        kept, removed = apply_guards(hyp, speech_seconds, max(clip.music), options)
-        result.dropped.extend(Dropped(start, end, text, reason) for text, reason in removed)
-        for k, piece_hyp in _piece_segments(clip, kept, result.dropped):
-            words = piece_hyp.words
-            seg_start, seg_end = (words[0].start, words[-1].end) if words else (start, end)
-            result.segments.append(Segment(seg_start, seg_end, piece_hyp.text, words, piece_hyp.avg_logprob,
-                                           compression_ratio(piece_hyp.text), piece_hyp.no_speech_prob,
-                                           hyp.fallback, max(clip.music)))
+    hyps = recognizer.transcribe_batch([_clip_audio(c) for c in clips], word_timestamps=word_timestamps,
+                                       fallback=fallback)
+    decoded, again = [], []
+    for clip, hyp in zip(clips, hyps):
+        if len(clip.pieces) > 1 and (loops(hyp, options) or gate(hyp, options) is not None):
+            again.extend(clip.halves())
+        else:
+            decoded.append((clip, hyp))
+    return decoded + (_decode_splitting_loops(again, recognizer, word_timestamps, options) if again else [])

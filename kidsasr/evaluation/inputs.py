@@ -1,51 +1,16 @@
-"""Evaluation inputs: references from a prep folder or manifest, hypotheses files; every problem names the file."""
+"""Evaluation inputs: references (kidsasr.evaluation.sources), hypotheses files; every problem names the file."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..manifest import Utterance, load_split
+from ..manifest import Utterance
 from . import metrics
 
 
 class EvalInputError(ValueError):
     """Unusable evaluation input, naming the file (and the ids or line) at fault."""
-
-
-def load_references(data: str | Path, split: str) -> list[Utterance]:
-    """Utterances of a split from a prep folder (parquet shards) or a JSON-lines manifest (prep's manifest.jsonl)."""
-    data = Path(data)
-    if data.is_file():
-        rows = _read_jsonl_strict(data)
-        for number, row in enumerate(rows, 1):
-            if "id" not in row or "text" not in row:
-                raise EvalInputError(f"{data}: row {number} lacks 'id' or 'text'")
-        rows = [r for r in rows if r.get("split", split) == split]
-        if not rows:
-            raise EvalInputError(f"{data}: no utterances with split {split!r}")
-        utterances = [Utterance.from_row({**_utterance_defaults(), **row}) for row in rows]
-    else:
-        ds = load_split(data, split).remove_columns("audio")
-        utterances = [Utterance.from_row(row) for row in ds]
-    duplicates = _duplicates(u.id for u in utterances)
-    if duplicates:
-        raise EvalInputError(f"{data}: duplicate utterance ids: {metrics.preview_ids(duplicates)}")
-    return utterances
-
-
-def _utterance_defaults() -> dict:
-    return {"episode_id": "", "split": "", "audio_source": "", "start": 0.0, "end": 0.0, "text_pron": "",
-            "raw_text": ""}
-
-
-def _duplicates(ids) -> list[str]:
-    seen, dup = set(), []
-    for i in ids:
-        if i in seen:
-            dup.append(i)
-        seen.add(i)
-    return dup
 
 
 def read_utf8(path: Path) -> str:
@@ -58,7 +23,7 @@ def read_utf8(path: Path) -> str:
         raise EvalInputError(f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from e
 
 
-def _read_jsonl_strict(path: Path) -> list[dict]:
+def read_jsonl_strict(path: Path) -> list[dict]:
     """JSON lines with errors that name the file and line."""
     text = read_utf8(path)
     rows = []
@@ -81,7 +46,7 @@ def read_hypotheses(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         raise EvalInputError(f"{path}: hypotheses file not found")
     hyps: dict[str, str] = {}
-    for line_no, row in enumerate(_read_jsonl_strict(path), 1):
+    for line_no, row in enumerate(read_jsonl_strict(path), 1):
         if not isinstance(row.get("id"), str) or not isinstance(row.get("text"), str):
             raise EvalInputError(f"{path}: row {line_no} needs a string 'id' and a string 'text'")
         if row["id"] in hyps:

@@ -150,6 +150,23 @@ def timing_scores(cues: Sequence[TimedText], speech: list[tuple[float, float]], 
     }
 
 
+def reference_span_scores(cues: Sequence[TimedText], reference: Sequence[TimedText], tolerance: float = 0.3) -> dict:
+    """Timing against reference cues that are utterance spans with silence between them (the real episode): the
+    share of on-screen time outside every span widened by `tolerance` on each side, cues that run across the gap
+    between two consecutive spans (overlapping both), and the share of span time cues cover."""
+    spans = merge_regions([(r.start, r.end) for r in reference])
+    wide = merge_regions([(a - tolerance, b + tolerance) for a, b in spans])
+    on_screen = sum(max(0.0, c.end - c.start) for c in cues)
+    outside = sum(max(0.0, c.end - c.start) - _overlap(c.start, c.end, wide) for c in cues)
+    crossing = [c for c in cues if any(c.start < a[1] and c.end > b[0] for a, b in zip(spans, spans[1:])
+                                       if a[1] < c.end and b[0] > c.start)]
+    shown = merge_regions([(c.start, c.end) for c in cues])
+    span_time = sum(b - a for a, b in spans)
+    return {"tolerance": tolerance, "outside_share": outside / on_screen if on_screen else 0.0,
+            "cues_across_gaps": len(crossing), "spans_covered_share":
+            sum(_overlap(a, b, shown) for a, b in spans) / span_time if span_time else 0.0}
+
+
 def style_scores(cues: Sequence[TimedText], style: Style, speech: list[tuple[float, float]]) -> dict:
     """kidsasr.subtitles.cues.check_cue per cue; rules that need the builder's word times are not applicable to a
     file."""
@@ -214,6 +231,7 @@ def score_episode(hypothesis: Sequence[TimedText], reference: Sequence[TimedText
         "suber_char": suber(hypothesis, reference, "char"),
         "suber_eojeol": suber(hypothesis, reference, "eojeol"),
         "timing": timing_scores(hypothesis, speech, style),
+        "reference_spans": reference_span_scores(hypothesis, reference),
         "style_compliance": style_scores(hypothesis, style, speech),
         "normalisation_policy": metrics.NORMALISATION_POLICY,
     }

@@ -20,6 +20,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, load_audio, write_wav
 from ..synth.broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
 from ..fileio import write_json_atomic
+from .real_speech import canonical_text, real_speech_root, sentence_halves
 
 READ_SPEECH = Path("korean-read") / "manifest.jsonl"
 GAP_RANGE = (0.4, 2.0)
@@ -38,17 +39,6 @@ class RealEpisode:
     reference: Path  # WebVTT: one cue per clip, its span and its text
     spans: list[tuple[float, float]]  # where each clip sits in the episode, in reference order
     duration: float
-
-
-def default_real_speech(root: str | os.PathLike | None = None) -> Path:
-    """The real-speech folder: `root`, else $KIDSASR_REAL_SPEECH, else ../shared/real-speech beside the checkout."""
-    if root:
-        return Path(root)
-    if os.environ.get("KIDSASR_REAL_SPEECH"):
-        return Path(os.environ["KIDSASR_REAL_SPEECH"])
-    import kidsasr
-
-    return Path(kidsasr.__file__).resolve().parents[2] / "shared" / "real-speech"
 
 
 def read_manifest(manifest: Path) -> list[dict]:
@@ -75,13 +65,10 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     if wav.is_file() and reference.is_file() and spans_path.is_file():
         saved = json.loads(spans_path.read_text(encoding="utf-8"))
         return RealEpisode(wav, reference, [tuple(s) for s in saved["spans"]], saved["duration"])
-    manifest = default_real_speech(real_speech) / READ_SPEECH
-    rows = read_manifest(manifest)
+    rows = read_manifest(real_speech_root(real_speech) / READ_SPEECH)
     if half is not None:
-        from .real_speech import sentence_halves
-
         halves = sentence_halves([row["text"] for row in rows])
-        rows = [row for row in rows if halves[row["text"]] == half]
+        rows = [row for row in rows if halves[canonical_text(row["text"])] == half]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     clips = [load_audio(rows[k]["audio"]) for k in order]

@@ -24,6 +24,9 @@ from pathlib import Path
 
 HALVES = ("tune", "report")
 ENV_VAR = "KIDSASR_REAL_SPEECH"
+READ_SPEECH_MANIFEST = Path("korean-read") / "manifest.jsonl"
+SOURCE_NOTE = ("the Deeply Korean Read Speech Corpus (github.com/deeplyinc/Korean-Read-Speech-Corpus, CC BY-NC-ND "
+               "4.0), laid out as in ../shared/real-speech: korean-read/manifest.jsonl with audio paths relative to it")
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,25 @@ class RealClip:
     duration: float
 
 
-def real_speech_root() -> Path:
-    """The real-speech folder: $KIDSASR_REAL_SPEECH, else ../shared/real-speech beside the checkout."""
-    return Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[3] / "shared" / "real-speech")
+def real_speech_root(path: str | os.PathLike | None = None) -> Path:
+    """Where the real-speech sets are: `path`, else $KIDSASR_REAL_SPEECH, else ../shared/real-speech beside the
+    checkout."""
+    if path:
+        return Path(path)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return Path(__file__).resolve().parents[3] / "shared" / "real-speech"
+
+
+def read_speech_manifest(path: str | os.PathLike | None = None) -> Path | None:
+    """The read-speech manifest under real_speech_root(path), or None when it is not there."""
+    manifest = real_speech_root(path) / READ_SPEECH_MANIFEST
+    return manifest if manifest.is_file() else None
+
+
+def skip_message(path: str | os.PathLike | None = None) -> str:
+    return (f"real read speech: skipped, {real_speech_root(path) / READ_SPEECH_MANIFEST} not found (get "
+            f"{SOURCE_NOTE}; give its folder with --real-speech PATH or ${ENV_VAR})")
 
 
 def canonical_text(text: str) -> str:

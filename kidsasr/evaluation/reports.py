@@ -15,8 +15,8 @@ from .scoring import BREAKDOWN_FIELDS
 
 RESULTS_HEADER = (
     "| date | run | model | data | split | utterances | CER % [95% CI] | baseline | baseline CER % | "
-    "difference (p) | commit |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    "difference (p) | real read speech CER % (report half) | baseline there % | difference there (p) | commit |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 )
 
 
@@ -76,6 +76,7 @@ def render_report(m: dict) -> str:
         lines += ["## Model vs baseline (paired bootstrap)", "",
                   f"CER difference model - baseline: {format_ci(c['difference'])} points, p = {c['p_value']:.4f} "
                   f"({verdict} at 0.05; {c['n_resamples']} paired resamples of utterances).", ""]
+    lines += real_speech_section(m.get("real_speech") or {})
     lines += ["## Breakdowns (headline CER %, 95% CI)", ""]
     for field, rows in m["breakdowns"]["model"].items():
         base_rows = {r["value"]: r for r in m["breakdowns"].get("baseline", {}).get(field, [])}
@@ -96,6 +97,27 @@ def render_report(m: dict) -> str:
               for b in m["published_baselines"]]
     lines += ["", "Plots: cer_by_subset.png, cer_by_length.png, confusions.png. Per utterance: utterances.jsonl.", ""]
     return "\n".join(lines)
+
+
+def real_speech_section(real: dict) -> list[str]:
+    """Report lines for the standing real-speech score (kidsasr.evaluation.real_score), or why it was skipped."""
+    lines = ["## Real read speech (report half of ../shared/real-speech/korean-read)", ""]
+    if "model" not in real:
+        return lines + [real.get("skipped", "real read speech: not scored"), ""]
+    lines += [f"`{real['manifest']}`, {real['half']} half: {real['utterances']} clips (one speaker, three rooms). "
+              "Never trained on; nothing is tuned on this half.", "",
+              "| system | CER % [95% CI] | " + " | ".join(r["value"] for r in real["by_room"]["model"]) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in real["by_room"]["model"]) + " |"]
+    for system, name in (("model", real["model_name"]), ("baseline", real.get("baseline_name"))):
+        if system in real:
+            lines.append(f"| {system} `{name}` | {format_ci(real[system]['cer'])} | "
+                         + " | ".join(format_ci(r) for r in real["by_room"][system]) + " |")
+    if "comparison" in real:
+        c = real["comparison"]
+        verdict = "significant" if c["significant_at_0.05"] else "not significant"
+        lines += ["", f"Paired bootstrap, model - baseline: {format_ci(c['difference'])} points, p = "
+                      f"{c['p_value']:.4f} ({verdict} at 0.05)."]
+    return lines + [""]
 
 
 def _hangul_font() -> str | None:
@@ -183,8 +205,19 @@ def results_row(m: dict) -> str:
     return (f"| {m['date'][:10]} | {m['run']} | `{m['model_name']}` | `{m['data']}` | {m['split']} | "
             f"{m['utterances']} | {format_ci(m['model']['cer'])} | {m.get('baseline_name') or 'none'} | "
             f"{format_ci(base['cer']) if base else 'n/a'} | "
-            f"{format_pct(comp['difference']['estimate']) + ' (p=%.3f)' % comp['p_value'] if comp else 'n/a'} | "
-            f"{m['commit']} |\n")
+            f"{_difference(comp)} | {_real_cells(m.get('real_speech') or {})} | {m['commit']} |\n")
+
+
+def _difference(comp: dict | None) -> str:
+    return f"{format_pct(comp['difference']['estimate'])} (p={comp['p_value']:.3f})" if comp else "n/a"
+
+
+def _real_cells(real: dict) -> str:
+    if "model" not in real:
+        return "skipped | n/a | n/a"
+    base = real.get("baseline")
+    return f"{format_ci(real['model']['cer'])} | {format_ci(base['cer']) if base else 'n/a'} | " \
+           f"{_difference(real.get('comparison'))}"
 
 
 def append_results_row(results_md: Path, row: str) -> None:

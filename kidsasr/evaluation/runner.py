@@ -1,30 +1,33 @@
-"""`kidsasr eval`: transcribe a prepared split (or read a hypotheses file), score it against the zero-shot
+"""`kidsasr eval`: transcribe labelled audio (or read a hypotheses file), score it against the zero-shot
 baseline in the same run, and write report.md, metrics.json, per-utterance scores and plots.
 
     kidsasr eval --model out/best --data work/prep --split test          # model vs openai/whisper-base
+    kidsasr eval --model M --data ../shared/real-speech/korean-read/manifest.jsonl   # any manifest with audio
+    kidsasr eval --model M --data CORPUS/                                # 71502, 자유대화, KsponSpeech, broadcast
     kidsasr eval --hyps hyps.jsonl --data work/prep/manifest.jsonl       # score a hypotheses file, no model
     kidsasr eval --subtitles ep.vtt --reference ep.json                  # long-form: see kidsasr.evaluation.longform
 
-Stages: 1 read references, 2 transcribe (resumable: hypotheses are cached per model in the run folder),
-3 score + bootstrap, 4 write the report and append one row to eval/RESULTS.md.
+Stages: 1 read references (kidsasr.evaluation.sources), 2 transcribe (resumable: hypotheses are cached per model
+in the run folder), 3 score + bootstrap, breakdowns by every metadata field present, 4 the real read-speech score
+(kidsasr.evaluation.real_score) when the set is found, 5 write the report and append one row to eval/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import re
 import sys
 from pathlib import Path
 
 from ..constants import DEFAULT_MODEL
 from ..fileio import remove_stale_parts
 from . import metrics
-from .inputs import EvalInputError, align_hypotheses, load_references, read_hypotheses
+from .inputs import EvalInputError, align_hypotheses, read_hypotheses
 from .reports import format_ci, format_pct, git_commit, load_published_baselines, write_outputs
 from .scoring import evaluate
-from .transcription import transcribe_split
+from .real_score import select_half
+from .sources import open_labelled
+from .transcription import slug, transcribe_cached
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", default=None,
                         help=f"zero-shot baseline scored in the same run (default {DEFAULT_MODEL} when --model "
                              "is given; 'none' to skip)")
-    parser.add_argument("--data", help="prep output folder (dataset/<split>/*.parquet) or a manifest .jsonl")
+    parser.add_argument("--data", help="labelled audio: a prep folder, a manifest .jsonl whose rows name audio "
+                        "(`audio` relative to the manifest, or kidsasr's `audio_source` + times), or a corpus folder "
+                        "in the 71502, 자유대화, KsponSpeech or broadcast-dialogue layout")
     parser.add_argument("--split", default="test", choices=("train", "dev", "test"))
     parser.add_argument("--backend", default="auto", choices=("auto", "ct2", "transformers", "ctc"))
     parser.add_argument("--baseline-backend", default="auto", choices=("auto", "ct2", "transformers", "ctc"))
@@ -56,10 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subtitles", help="long-form: score this VTT/SRT file instead (needs --reference)")
     parser.add_argument("--reference", help="long-form: reference VTT/SRT or the episode's label JSON")
     parser.add_argument("--style", default="kids", help="long-form: style profile for compliance checks")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text.rstrip("/").split("/")[-1]).strip("-") or "run"
+    parser.add_argument("--half", choices=("tune", "report"),
+                        help="with the real read-speech manifest as --data: score only this half of its sentences "
+                             "(kidsasr.evaluation.real_speech: tune on one, report the other)")
+    parser.add_argument("--real-speech", default=None,
+                        help="real-speech folder (holding korean-read/manifest.jsonl) for the standing real-speech "
+                             "score; default $KIDSASR_REAL_SPEECH or ../shared/real-speech; 'none' to skip")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("kidsasr eval: needs --data and one of --model / --hyps (or --subtitles + --reference)")
     now = dt.datetime.now(dt.timezone.utc)
     model_name = args.model or args.hyps
-    run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{_slug(model_name)}-{args.split}"
+    run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{slug(model_name)}-{args.split}"
     out = Path(args.out or Path(args.results_dir) / run_name)
     remove_stale_parts(out, recursive=False)  # a killed run's half-written files; a live run's stay
     baseline_name = args.baseline or (DEFAULT_MODEL if args.model and not args.baseline_hyps else None)
@@ -91,35 +98,35 @@ def _run(args: argparse.Namespace) -> int:
     if args.baseline_hyps:
         baseline_name = args.baseline or args.baseline_hyps
 
-    print(f"[1/4] reading references: {args.data} split {args.split}")
-    utterances = sorted(load_references(args.data, args.split), key=lambda u: u.id)[: args.limit]
+    print(f"[1/5] reading references: {args.data} split {args.split}")
+    labelled = open_labelled(args.data, args.split)
+    other_half: set[str] = set()  # ids a hypotheses file may hold besides those scored
+    if args.half:
+        whole = {u.id for u in labelled.utterances}
+        labelled = select_half(labelled, Path(args.data), args.half)
+        other_half = whole - {u.id for u in labelled.utterances}
+    utterances = labelled.utterances[: args.limit]
+    metadata = labelled.metadata[: args.limit]
     ids = [u.id for u in utterances]
+    print(f"      {len(ids)} utterances ({labelled.kind})" + "".join(f"\n      note: {n}" for n in labelled.notes[:5]))
 
     def system(name: str, hyps_file: str | None, backend: str) -> tuple[list[str | None], float | None, dict]:
         if hyps_file:
-            return align_hypotheses(utterances, read_hypotheses(hyps_file), hyps_file), None, {}
-        from ..asr.models import load_recognizer
-
-        if Path(args.data).is_file():
-            raise EvalInputError(f"{args.data}: transcribing needs a prep folder with audio, not a manifest")
-        # one cache per model and backend, so a rerun with another model never reuses these hypotheses
-        key = hashlib.sha1(f"{name}|{backend}|{args.compute_type}".encode()).hexdigest()[:8]
-        cache = out / f"hyps-{_slug(name)}-{backend}-{key}.jsonl"
-        print(f"[2/4] transcribing {len(ids)} utterances with {name} ({backend}); cache {cache}")
-        t = transcribe_split(args.data, args.split, ids, lambda: load_recognizer(
-            name, backend=backend, device=args.device, compute_type=args.compute_type), cache, args.batch_size)
-        for uid, reason in t.failures.items():
-            print(f"warning: {args.data}: utterance {uid} not transcribed ({reason}); scored as all deletions")
-        return align_hypotheses(utterances, t.texts, str(cache)), t.real_time_factor, t.failures
+            hyps = {k: v for k, v in read_hypotheses(hyps_file).items() if k not in other_half}
+            return align_hypotheses(utterances, hyps, hyps_file), None, {}
+        print(f"[2/5] {name} ({backend})")
+        t = transcribe_cached(labelled, ids, name, backend, out, args.device, args.compute_type, args.batch_size)
+        return align_hypotheses(utterances, t.texts, str(out)), t.real_time_factor, t.failures
 
     hyps, rtf, failures = system(args.model, args.hyps, args.backend)
     base_hyps, base_rtf, base_failures = (None, None, {})
     if baseline_name:
         base_hyps, base_rtf, base_failures = system(baseline_name, args.baseline_hyps, args.baseline_backend)
 
-    print(f"[3/4] scoring {len(ids)} utterances ({args.bootstrap} bootstrap resamples)")
+    print(f"[3/5] scoring {len(ids)} utterances ({args.bootstrap} bootstrap resamples)")
     try:
-        result, per_utt = evaluate(utterances, hyps, base_hyps, args.reference_field, args.bootstrap, args.seed)
+        result, per_utt = evaluate(utterances, hyps, base_hyps, args.reference_field, args.bootstrap, args.seed,
+                                   metadata)
     except metrics.ScoringError as e:
         raise EvalInputError(f"{args.data}: {e}") from e
     result["model"].update(real_time_factor=rtf, transcription_failures=failures)
@@ -132,9 +139,10 @@ def _run(args: argparse.Namespace) -> int:
          "data": str(args.data), "split": args.split, "reference_field": args.reference_field,
          "limit": args.limit, "bootstrap_resamples": args.bootstrap, "seed": args.seed,
          "normalisation_policy": metrics.NORMALISATION_POLICY, **result,
-         "published_baselines": load_published_baselines(Path(args.baselines))}
+         "published_baselines": load_published_baselines(Path(args.baselines)),
+         "real_speech": _real_speech(args, baseline_name, out)}
     results_md = None if args.results_md == "none" else Path(args.results_md)
-    print(f"[4/4] writing {out}/report.md, metrics.json, utterances.jsonl, plots"
+    print(f"[5/5] writing {out}/report.md, metrics.json, utterances.jsonl, plots"
           + (f"; one row in {results_md}" if results_md else ""))
     write_outputs(m, per_utt, out, results_md)
     line = f"CER {format_ci(m['model']['cer'])} %"
@@ -142,6 +150,30 @@ def _run(args: argparse.Namespace) -> int:
         line += (f" vs baseline {format_ci(m['baseline']['cer'])} %, difference "
                  f"{format_pct(m['comparison']['difference']['estimate'])} (p={m['comparison']['p_value']:.4f})")
     print(line)
+    real = m["real_speech"]
+    if "model" in real:
+        line = f"real read speech ({real['half']} half, {real['utterances']} clips): CER {format_ci(real['model']['cer'])} %"
+        if "comparison" in real:
+            line += (f" vs baseline {format_ci(real['baseline']['cer'])} %, difference "
+                     f"{format_pct(real['comparison']['difference']['estimate'])} (p={real['comparison']['p_value']:.4f})")
+        print(line)
+    else:
+        print(real["skipped"])
     if m["model"]["missing_hypotheses"]:
         print(f"warning: {m['model']['missing_hypotheses']} utterance(s) had no hypothesis; scored as deletions")
     return 0
+
+
+def _real_speech(args: argparse.Namespace, baseline_name: str | None, out: Path) -> dict:
+    """Stage 4: the model (and the baseline model, when one is transcribed) on the real read speech."""
+    if args.real_speech == "none":
+        return {"skipped": "real read speech: skipped (--real-speech none)"}
+    if not args.model:
+        return {"skipped": "real read speech: skipped (hypotheses files are scored, no model to run)"}
+    from .real_score import score_real_speech
+
+    print("[4/5] real read speech (report half) beside the split")
+    baseline = baseline_name if baseline_name and not args.baseline_hyps else None
+    return score_real_speech(args.model, out / "real-speech", baseline, args.backend, args.baseline_backend,
+                             args.real_speech, args.device, args.compute_type, args.batch_size, args.bootstrap,
+                             args.seed)

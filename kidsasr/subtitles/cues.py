@@ -49,6 +49,8 @@ CLAUSE_END = ",;:，、"
 CLOSING = "\"'”’)]}」』》〉"
 TRAILING_PUNCTUATION = SENTENCE_END + CLAUSE_END + CLOSING
 SPEAKER_DASH = "- "
+SONG_MARK = "♪"
+SONG_POLICIES = ("mark", "omit")
 WEAK_CONFIDENCE = 0.5
 
 # costs of the cue segmentation (units: "one more cue"), by the kind of break (kidsasr.subtitles.syntax)
@@ -89,12 +91,15 @@ class Style:
     max_linger: float = 0.5
     max_lead: float = 0.125
     fps: float = 29.97  # cue times are snapped to this frame grid; minimums and gaps are whole frames
+    songs: str = "mark"  # sung stretches: "mark" (lyrics between ♪ marks) or "omit" (left out)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "name" and value < 0:
+            if f.name not in ("name", "songs") and value < 0:
                 raise ValueError(f"style {self.name}: {f.name} must be a non-negative number, got {value!r}")
+        if self.songs not in SONG_POLICIES:
+            raise ValueError(f"style {self.name}: songs must be one of {', '.join(SONG_POLICIES)}, not {self.songs!r}")
         if self.max_lines < 1:
             raise ValueError(f"style {self.name}: max_lines must be at least 1")
         for key, limit in STYLE_LIMITS.items():
@@ -162,6 +167,7 @@ class CueWord:
     probability: float
     speaker: str | None = None
     break_after: str = "word"  # how good a break after this unit is (kidsasr.subtitles.syntax kinds)
+    sung: bool = False  # part of a song (kidsasr.asr.transcribe marks music-dominated speech)
 
 
 @dataclass
@@ -199,7 +205,7 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
     With `speech_regions` (VAD), word times are clipped to the speech region they overlap most, so a word whose
     end the aligner stretched into a silence does not keep its cue on screen there.
     """
-    units = _spacing_units(words)
+    units = [u for u in _spacing_units(words) if not (u.sung and style.songs == "omit")]
     if speech_regions:
         units = _clip_to_regions(units, _sorted_regions(speech_regions))
     timing = on_frames(style)  # minimums rounded up to whole frames, so that they hold after snapping
@@ -249,16 +255,18 @@ def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
             continue
         probability = _as_float(w.probability)
         probability = 0.0 if probability is None else min(max(probability, 0.0), 1.0)
-        timed.append(CueWord(text, start, max(start, end), probability, getattr(w, "speaker", None)))
+        timed.append(CueWord(text, start, max(start, end), probability, getattr(w, "speaker", None),
+                             bool(getattr(w, "sung", False))))
     timed.sort(key=lambda w: w.start)
     units: list[CueWord] = []
     for w in timed:
         # a stray punctuation token belongs to the word before it ("했어요" + "?")
         if units and all(ch in TRAILING_PUNCTUATION for ch in w.text) and units[-1].speaker == w.speaker \
+                and units[-1].sung == w.sung \
                 and w.start - units[-1].end <= 1.0:
             last = units[-1]
             units[-1] = CueWord(last.text + w.text, last.start, max(last.end, w.end),
-                                min(last.probability, w.probability), last.speaker)
+                                min(last.probability, w.probability), last.speaker, last.sung)
         else:
             units.append(w)
     return units
@@ -292,7 +300,8 @@ def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -
             clipped.append(u)
         else:
             start = max(u.start, best[0])
-            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker))
+            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker,
+                                   u.sung))
     return clipped
 
 
@@ -301,10 +310,11 @@ def _different_speakers(a: CueWord, b: CueWord) -> bool:
 
 
 def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
-    """[first, last) unit ranges separated by a long silence or a change of speaker."""
+    """[first, last) unit ranges separated by a long silence, a change of speaker, or a song starting or ending."""
     bounds = [0]
     for k in range(1, len(units)):
-        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]):
+        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]) \
+                or units[k].sung != units[k - 1].sung:
             bounds.append(k)
     bounds.append(len(units))
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
@@ -389,8 +399,8 @@ def _cue_cost(phrase: list[CueWord], i: int, j: int, style: Style, next_start: f
               ) -> float | None:
     units = phrase[i:j]
     speech = units[-1].end - units[0].start
-    if speech > style.max_duration or \
-            break_lines([u.text for u in units], style, [u.break_after for u in units[:-1]]) is None:
+    texts, kinds = _shown(units)
+    if speech > style.max_duration or break_lines(texts, style, kinds) is None:
         return None
     after = (phrase[j].start if j < len(phrase) else next_start) - units[-1].end
     before = units[0].start - (phrase[i - 1].end if i > 0 else previous_end)
@@ -490,9 +500,18 @@ def _lines_for(units: list[CueWord], style: Style) -> list[str]:
     if len(set(speakers)) == 2 and None not in speakers and style.max_lines >= 2:
         cut = next(k for k in range(1, len(units)) if speakers[k] != speakers[k - 1])
         return [finish_line(SPEAKER_DASH + " ".join(u.text for u in part)) for part in (units[:cut], units[cut:])]
-    lines = break_lines([u.text for u in units], style, [u.break_after for u in units[:-1]]) \
-        or [" ".join(u.text for u in units)]
+    texts, kinds = _shown(units)
+    lines = break_lines(texts, style, kinds) or [" ".join(texts)]
     return [finish_line(line, first_in_cue=k == 0) for k, line in enumerate(lines)]
+
+
+def _shown(units: list[CueWord]) -> tuple[list[str], list[str]]:
+    """The units' texts as shown, with the kind of break after each but the last: a cue of sung words goes between
+    ♪ marks (a style that omits songs has none left), which stay on the lines of the words beside them."""
+    texts, kinds = [u.text for u in units], [u.break_after for u in units[:-1]]
+    if units and all(u.sung for u in units):
+        return [SONG_MARK, *texts, SONG_MARK], ["bound", *kinds, "bound"]
+    return texts, kinds
 
 
 def _ms(seconds: float) -> int:

@@ -36,6 +36,7 @@ from typing import Iterable, Iterator
 
 from .. import __version__
 from ..asr.export import NeedsFullInstall
+from ..asr.guards import GuardOptions
 from ..audio import AudioError, audio_info, declared_duration
 from ..constants import DEFAULT_MODEL
 from ..fileio import BusyError, check_writable, remove_stale_parts, run_lock, write_json_atomic
@@ -107,6 +108,7 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         if main_format is None:
             return failed(f"{out.name}: no subtitle format for {out.suffix!r} (choose from {', '.join(FORMATS)})")
         transcript = transcribe_long(path, recognizer, word_timestamps=True, vad_options=options.vad,
+                                     guard_options=guard_options_for(style),
                                      progress=progress)
         cues = build_cues(transcript.words, style, transcript.speech_regions)
         details = [decoder_details(c.speech_start, c.speech_end, transcript.segments) for c in cues]
@@ -142,6 +144,11 @@ def _calibration(recognizer) -> Calibration | None:
     """The recogniser's confidence calibration (kidsasr calibrate), when its model has one."""
     found = find_calibration(getattr(recognizer, "name", "").split(":", 1)[-1])  # "ct2:PATH" -> PATH
     return Calibration.load(found) if found else None
+
+
+def guard_options_for(style: Style) -> GuardOptions:
+    """The guards a style asks for: a style that marks songs has music-dominated speech decoded as lyrics."""
+    return GuardOptions(decode_songs=style.songs == "mark")
 
 
 def find_episodes(folder: str | os.PathLike, out_dir: str | os.PathLike, suffix: str = ".vtt"

@@ -43,6 +43,7 @@ import torch.distributed as dist
 from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback)
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..constants import DEFAULT_MODEL
 from ..evaluation.metrics import score as score_texts
 from ..fileio import BusyError, remove_stale_parts, run_lock, write_json_atomic, write_text_atomic
 from ..manifest import load_split
@@ -369,9 +370,29 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
         return {}
     best = export_best(setup, out, results)
     results["best"] = str(best)
+    if recipe.export.evaluate_real_speech:
+        results["real_speech"] = score_real(recipe, out, results)
+        write_model_card(best, recipe, results)
     results["total_minutes"] = (time.monotonic() - started) / 60
     write_json_atomic(out / "results.json", results)
     return results
+
+
+def score_real(recipe: Recipe, out: Path, results: dict) -> dict:
+    """The exported model (its CTranslate2 copy when there is one) and, for Whisper, zero-shot whisper-base on the
+    report half of the real read speech; {"skipped": why} when the set is not found."""
+    from ..evaluation.real_score import score_real_speech
+
+    if recipe.model.family == "whisper":
+        model, backend = (results["ct2"], "ct2") if results.get("ct2") else (results["best"], "transformers")
+        baseline = DEFAULT_MODEL  # the bar every recipe must clear on real speech, whatever it starts from
+    else:
+        model, backend, baseline = results["best"], "ctc", None
+    real = score_real_speech(model, out / "real-speech", baseline, backend, "ct2")
+    print(f"train: {real['skipped']}" if "skipped" in real else
+          f"train: real read speech ({real['utterances']} clips): CER {100 * real['model']['cer']['estimate']:.1f}%"
+          + (f", zero-shot {100 * real['baseline']['cer']['estimate']:.1f}%" if baseline else ""))
+    return real
 
 
 def zero_shot_recipe(recipe: Recipe) -> Recipe:

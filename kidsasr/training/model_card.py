@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..evaluation.reports import real_speech_section
 from ..fileio import write_text_atomic
 from .recipe import Recipe, dump_recipe
 
@@ -27,6 +28,8 @@ def write_model_card(path: Path, recipe: Recipe, results: dict) -> None:
         "| model | dev CER | test CER |", "| --- | --- | --- |",
         f"| zero-shot `{recipe.model.name_or_path}` | - | {pct(results.get('zero_shot_test_cer'))} |",
         f"| this model | {pct(results.get('dev_cer'))} | {pct(results.get('test_cer'))} |", "",
+        *real_speech_section(results.get("real_speech") or {"skipped": "real read speech: not scored "
+                                                                          "(export.evaluate_real_speech: false)"}),
         f"Training: {results['global_step']} steps, {results['train_minutes']:.1f} min "
         f"({results['device']}).", "",
         "## Recipe", "", "```yaml", dump_recipe(recipe).rstrip(), "```", "",

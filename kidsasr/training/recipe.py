@@ -124,6 +124,9 @@ class ExportConfig:
     quantization: str = "int8"
     evaluate_test: bool = True
     evaluate_zero_shot: bool = True
+    # the model and the zero-shot model on the report half of the real read speech, when the set is found
+    # (kidsasr.evaluation.real_score); the model card shows it or says it was skipped
+    evaluate_real_speech: bool = True
 
 
 @dataclass
