@@ -401,8 +401,6 @@ def kidsasr_recipe(args, model: str, device: str):
 
 
 def train_kidsasr(args, recipe, device: str, report: Report) -> tuple[object, object, SystemResult]:
-    import torch
-
     from kidsasr.training.driver import build
 
     result = SystemResult("kidsasr", steps=args.steps)
@@ -416,12 +414,7 @@ def train_kidsasr(args, recipe, device: str, report: Report) -> tuple[object, ob
         raise SystemExit("gpu_check: the recipe does not train on packed audio windows (set data.pack_seconds)")
     result.train_items, result.train_utterances = len(train_set), train_set.utterances()
     result.batch = f"{args.batch_size} windows of <= {recipe.data.pack_seconds:g} s"
-    clock = step_clock(lambda: trainer.utterances_seen,
-                       torch.cuda.synchronize if device == "cuda" else (lambda: None))
-    trainer.add_callback(clock)
-    result.prepare_seconds = time.perf_counter() - began
-    trainer.train()
-    fill_training(result, clock.marks, args.timing_skip, trainer, device)
+    timed_train(trainer, args, device, result, began)
     result.notes.append(f"{result.train_utterances} training utterances packed into {result.train_items} windows "
                         f"({result.train_utterances / max(result.train_items, 1):.1f} per window); "
                         f"gradient checkpointing {'on' if recipe.model.gradient_checkpointing else 'off'}; "
@@ -431,6 +424,18 @@ def train_kidsasr(args, recipe, device: str, report: Report) -> tuple[object, ob
     model = trainer.model
     trainer.accelerator.free_memory()  # drops the prepared data loaders, so their persistent workers end
     return model, setup.processor, result
+
+
+def timed_train(trainer, args, device: str, result: SystemResult, began: float) -> None:
+    """Train with the step clock on (set-up time counted up to here), then fill the result's figures."""
+    import torch
+
+    clock = step_clock(lambda: trainer.utterances_seen,
+                       torch.cuda.synchronize if device == "cuda" else (lambda: None))
+    trainer.add_callback(clock)
+    result.prepare_seconds = time.perf_counter() - began
+    trainer.train()
+    fill_training(result, clock.marks, args.timing_skip, trainer, device)
 
 
 def fill_training(result: SystemResult, marks, skip: int, trainer, device: str) -> None:
@@ -462,12 +467,7 @@ def train_baseline(args, recipe, model: str, device: str, report: Report):
         min_duration=recipe.data.min_duration, max_duration=recipe.data.max_duration)
     trainer, processor, n = gpu_baseline.build_trainer(settings)
     result.train_items = result.train_utterances = n
-    clock = step_clock(lambda: trainer.utterances_seen,
-                       torch.cuda.synchronize if device == "cuda" else (lambda: None))
-    trainer.add_callback(clock)
-    result.prepare_seconds = time.perf_counter() - began
-    trainer.train()
-    fill_training(result, clock.marks, args.timing_skip, trainer, device)
+    timed_train(trainer, args, device, result, began)
     result.notes.append(f"{n} training utterances, features computed up front in {result.prepare_seconds:.1f} s")
     report.set("baseline", asdict(result))
     model = trainer.model

@@ -14,7 +14,7 @@ from kidsasr.subtitles.writers import write_subtitles
 from kidsasr.review.server import ReviewSession, make_server, open_session
 
 KIDS = load_style("kids")
-SPOKEN = [(0.5, "안녕하세요 여러분", 0.95), (4.0, "오늘은 우리 친구들과 함께 토마토를 키워요", 0.35),
+SPOKEN = [(0.5, "안녕하세요, 여러분", 0.95), (4.0, "오늘은 우리 친구들과 함께 토마토를 키워요", 0.35),
           (11.0, "정말 재미있어요", 0.9), (15.0, "다음 주에 또 만나요", 0.3)]
 
 

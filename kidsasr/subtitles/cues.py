@@ -166,8 +166,8 @@ class CueWord:
     end: float
     probability: float
     speaker: str | None = None
-    break_after: str = "word"  # how good a break after this unit is (kidsasr.subtitles.syntax kinds)
     sung: bool = False  # part of a song (kidsasr.asr.transcribe marks music-dominated speech)
+    break_after: str = "word"  # how good a break after this unit is (kidsasr.subtitles.syntax kinds)
 
 
 @dataclass
