@@ -147,8 +147,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..asr.export import check_model_name
     from ..asr.models import load_recognizer
 
+    try:
+        check_model_name(args.model)
+    except FileNotFoundError as e:
+        print(f"kidsasr calibrate: {e}", file=sys.stderr)
+        return 2
     out = args.out or Path(args.model) / CALIBRATION_NAME
     if args.out is None and not Path(args.model).is_dir():
         print(f"kidsasr calibrate: {args.model} is not a local folder: name the file to write with --out",

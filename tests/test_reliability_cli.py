@@ -1,0 +1,17 @@
+"""Bad settings for `kidsasr calibrate`, `synth` and `demo` (issue 18): one line on stderr naming what is wrong,
+exit status 2 (1 for a demo stage that fails), no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from kidsasr.cli import main
+
+
+@pytest.mark.parametrize("out", [False, True], ids=["beside-the-model", "with-out"])
+def test_calibrate_with_a_model_folder_that_does_not_exist(tmp_path, capsys, out):
+    missing = tmp_path / "no-such-model"
+    argv = ["calibrate", "--model", str(missing), "--data", str(tmp_path)]
+    assert main(argv + (["--out", str(tmp_path / "c.json")] if out else [])) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"kidsasr calibrate: {missing}: no such model folder"
