@@ -15,3 +15,22 @@ def test_calibrate_with_a_model_folder_that_does_not_exist(tmp_path, capsys, out
     assert main(argv + (["--out", str(tmp_path / "c.json")] if out else [])) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"kidsasr calibrate: {missing}: no such model folder"
+
+
+def exit_status(argv: list[str]) -> int:
+    """main's return value, or the status argparse exits with."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("settings, named", [
+    (["--size", "huge"], "huge"), (["--seed", "-3"], "--seed"), (["--workers", "0"], "--workers"),
+    (["--workers", "-2"], "--workers")])
+def test_synth_with_unusable_settings_writes_nothing(tmp_path, capsys, settings, named):
+    out = tmp_path / "corpus"
+    assert exit_status(["synth", "--size", "tiny", "--out", str(out), *settings]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and named in err.strip().splitlines()[-1]
+    assert not out.exists()

@@ -170,7 +170,7 @@ def test_interrupted_run_resumes_to_the_same_bytes(tiny_corpus, tmp_path, monkey
 def test_cli_refuses_a_folder_holding_another_corpus(tiny_corpus, capsys):
     assert cli_main(["synth", "--size", "tiny", "--seed", "0", "--out", str(tiny_corpus)]) == 0
     assert "8 episodes" in capsys.readouterr().out
-    assert cli_main(["synth", "--size", "tiny", "--seed", "7", "--out", str(tiny_corpus)]) == 1
+    assert cli_main(["synth", "--size", "tiny", "--seed", "7", "--out", str(tiny_corpus)]) == 2
     assert "already holds a tiny corpus with seed 0" in capsys.readouterr().err
 
 

@@ -39,7 +39,8 @@ from tqdm import tqdm
 from ..audio import to_pcm16
 from ..constants import SAMPLE_RATE
 from ..corpus.reader import CATEGORIES
-from ..fileio import atomic_path, read_jsonl, remove_stale_parts, run_lock, write_json_atomic, write_jsonl_atomic
+from ..fileio import (BusyError, atomic_path, read_jsonl, remove_stale_parts, run_lock, write_json_atomic,
+                      write_jsonl_atomic)
 from ..textnorm import parse_label
 from . import broadcast_mix as mix
 from .textbank import BankSentence, sentence_bank, write_text_corpus
@@ -528,6 +529,11 @@ def _peak_rss_mb(who: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    unusable = ("--seed must be 0 or more" if args.seed < 0 else
+                "--workers must be 1 or more" if args.workers is not None and args.workers < 1 else None)
+    if unusable:
+        print(f"synth: error: {unusable} (nothing written)", file=sys.stderr)
+        return 2
     workers = args.workers or default_workers(args.size)
     print(f"synth: {SIZES[args.size].episodes} {args.size} episodes (seed {args.seed}, {workers} worker(s)) "
           f"-> {args.out}", file=sys.stderr)
@@ -536,7 +542,10 @@ def run(args: argparse.Namespace) -> int:
         with run_lock(args.out, "synth"):  # one writer per corpus folder; a killed writer's .part files go
             remove_stale_parts(args.out)
             generate(args.size, args.seed, args.out, zip_parts=args.zip, workers=workers)
-    except (ValueError, RuntimeError, OSError) as e:  # BusyError is a RuntimeError
+    except (ValueError, BusyError) as e:  # an --out holding something else, or another run writing there
+        print(f"synth: error: {e}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as e:
         print(f"synth: error: {e}", file=sys.stderr)
         return 1
     stamp = json.loads((Path(args.out) / STAMP_FILE).read_text(encoding="utf-8"))
