@@ -11,6 +11,7 @@ Each stage keeps its own done-markers, so an interrupted demo picks up where it 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from .cli import main as kidsasr_main
 from .constants import DEFAULT_MODEL
 from .fileio import read_jsonl
+
 
 @dataclass
 class Stage:
@@ -67,21 +69,35 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     total = len(stages) + 1
     for number, stage in enumerate(stages, 1):
-        print(f"\n== [{number}/{total}] {stage.name}: {stage.what}\n   writing to {stage.writes}", flush=True)
-        stage_start = time.monotonic()
-        code = kidsasr_main(stage.argv)
-        if code != 0:
-            print(f"demo stopped: stage {stage.name} failed (exit {code}); rerun `make demo` to resume")
+        if code := run_stage(stage, number, total):
             return code
-        print(f"   {stage.name} done in {time.monotonic() - stage_start:.0f} s", flush=True)
-
-    episode = test_episode(prep)
+    try:
+        episode = test_episode(prep)
+    except (OSError, RuntimeError) as e:
+        print(f"demo stopped: {e}", file=sys.stderr)
+        return 1
     vtt = work / "subtitles" / (Path(episode.split("!")[-1]).stem + ".vtt")
-    print(f"\n== [{total}/{total}] subtitle: subtitling held-out episode {episode}\n   writing to {vtt}", flush=True)
-    code = kidsasr_main(["subtitle", episode, "-o", str(vtt), "--model", str(train / "ct2")])
-    if code != 0:
+    subtitle = Stage("subtitle", f"subtitling held-out episode {episode}", vtt,
+                     ["subtitle", episode, "-o", str(vtt), "--model", str(train / "ct2")])
+    if code := run_stage(subtitle, total, total):
         return code
     print(f"\nDemo finished in {(time.monotonic() - started) / 60:.1f} min.\n"
           f"  report:    {results / 'report.md'}\n  model:     {train / 'best'}\n  subtitles: {vtt}\n"
           "  preview:   open subtitle/preview.html (in the checkout) and pick the episode and its VTT")
+    return 0
+
+
+def run_stage(stage: Stage, number: int, total: int) -> int:
+    """Run one stage through the command line; its exit status (a failure said on stderr, naming the stage)."""
+    print(f"\n== [{number}/{total}] {stage.name}: {stage.what}\n   writing to {stage.writes}", flush=True)
+    stage_start = time.monotonic()
+    try:
+        code = kidsasr_main(stage.argv)
+    except SystemExit as e:  # a stage's own argument check
+        code = e.code if isinstance(e.code, int) else 2
+    if code != 0:
+        print(f"demo stopped: stage {stage.name} failed (exit {code}); rerun `make demo` to resume",
+              file=sys.stderr)
+        return code
+    print(f"   {stage.name} done in {time.monotonic() - stage_start:.0f} s", flush=True)
     return 0

@@ -34,3 +34,14 @@ def test_synth_with_unusable_settings_writes_nothing(tmp_path, capsys, settings,
     err = capsys.readouterr().err
     assert "Traceback" not in err and named in err.strip().splitlines()[-1]
     assert not out.exists()
+
+
+def test_demo_says_which_stage_failed_on_stderr(tmp_path, capsys):
+    """A stage that fails stops the demo with its exit status and one line on stderr naming the stage."""
+    (tmp_path / "corpus-demo").mkdir()
+    (tmp_path / "corpus-demo" / "notes.txt").write_text("mine")  # synth refuses a folder of other files
+    assert main(["demo", "--work", str(tmp_path), "--results-dir", str(tmp_path / "results"),
+                 "--results-md", "none"]) == 2
+    captured = capsys.readouterr()
+    assert "demo stopped: stage synth failed (exit 2)" in captured.err
+    assert "demo stopped" not in captured.out
