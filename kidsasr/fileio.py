@@ -72,23 +72,24 @@ def remove_stale_parts(folder: str | os.PathLike, recursive: bool = True) -> lis
 
 
 @contextlib.contextmanager
-def run_lock(folder: str | os.PathLike, command: str) -> Iterator[None]:
+def run_lock(folder: str | os.PathLike, command: str, output: str | None = None) -> Iterator[None]:
     """Hold `folder/.kidsasr.lock` for the block; a second run on the same folder fails at once with BusyError.
 
     The lock is the kernel's (flock), so a killed run never leaves a stale lock behind; the file holds the
-    holder's host and pid for the message.
+    holder's host and pid for the message. `output`: a folder inside `folder` that a run replaces whole (so
+    cannot hold the lock itself); the lock is then `folder/.OUTPUT.kidsasr.lock`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / ".kidsasr.lock"
+    lock = folder / (f".{output}.kidsasr.lock" if output else ".kidsasr.lock")
     with open(lock, "a+", encoding="utf-8") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise BusyError(f"{folder}: another run is writing here ({holder}); wait for it or choose "
-                            f"another output folder") from None
+            raise BusyError(f"{folder / output if output else folder}: another run is writing here ({holder}); "
+                            "wait for it or choose another output folder") from None
         f.seek(0)
         f.truncate()
         f.write(f"kidsasr {command}, host {socket.gethostname()}, pid {os.getpid()}\n")

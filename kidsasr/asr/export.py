@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..fileio import part_path, remove_stale_parts
+from ..fileio import BusyError, part_path, remove_stale_parts, run_lock
 
 CT2_CACHE = Path(os.environ.get("KIDSASR_CACHE", Path.home() / ".cache" / "kidsasr")) / "ct2"
 
@@ -110,9 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     print(f"converting {args.model} to CTranslate2 ({args.quantization}) into {args.out}")
+    target = Path(args.out).absolute()
     try:
-        out = export_ct2(args.model, args.out, args.quantization)
-    except (NeedsFullInstall, FileNotFoundError) as e:
+        with run_lock(target.parent, "export", output=target.name):  # the folder itself is replaced whole
+            out = export_ct2(args.model, args.out, args.quantization)
+    except (NeedsFullInstall, FileNotFoundError, BusyError) as e:
         print(f"kidsasr export: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}")

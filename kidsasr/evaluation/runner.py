@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ..constants import DEFAULT_MODEL
-from ..fileio import remove_stale_parts
+from ..fileio import BusyError, remove_stale_parts, run_lock
 from . import metrics
 from .inputs import EvalInputError, align_hypotheses, read_hypotheses
 from .reports import format_ci, format_pct, git_commit, load_published_baselines, write_outputs
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except (EvalInputError, metrics.ScoringError, FileNotFoundError) as e:
+    except (EvalInputError, metrics.ScoringError, FileNotFoundError, BusyError) as e:
         print(f"kidsasr eval: error: {e}", file=sys.stderr)
         return 2
 
@@ -88,6 +88,12 @@ def _run(args: argparse.Namespace) -> int:
     model_name = args.model or args.hyps
     run_name = Path(args.out).name if args.out else f"{now:%Y%m%d-%H%M%S}-{slug(model_name)}-{args.split}"
     out = Path(args.out or Path(args.results_dir) / run_name)
+    with run_lock(out, "eval"):  # a second run on the same run folder is refused while this one writes there
+        return _score(args, out, run_name, now, model_name)
+
+
+def _score(args: argparse.Namespace, out: Path, run_name: str, now: dt.datetime, model_name: str) -> int:
+    """Stages 1-5 into the run folder `out`."""
     remove_stale_parts(out, recursive=False)  # a killed run's half-written files; a live run's stay
     baseline_name = args.baseline or (DEFAULT_MODEL if args.model and not args.baseline_hyps else None)
     if baseline_name == "none" or (baseline_name is not None and baseline_name == args.model
