@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -193,7 +194,7 @@ def _free_port() -> int:
 @pytest.fixture()
 def local_ray_head():
     """A real Ray head (`ray start --head`) listening on 127.0.0.1 only, as the README says to run one; yields
-    its address and stops it (SIGTERM to `ray start --block` takes its processes down with it)."""
+    its address and process and stops it (SIGTERM to `ray start --block` takes its processes down with it)."""
     import shutil
     import socket
     import tempfile
@@ -214,11 +215,21 @@ def local_ray_head():
                     break
             assert time.monotonic() < deadline, "the Ray head did not come up"
             time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", head
     finally:
         head.terminate()
         head.wait(timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def listening_addresses(pid: int) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses that process `pid` and every process under it listen on (TCP; IPv4-mapped IPv6 as IPv4)."""
+    import psutil  # installed with accelerate (kidsasr[train], part of kidsasr[all] with Ray)
+
+    root = psutil.Process(pid)
+    found = {ipaddress.ip_address(c.laddr.ip) for p in [root, *root.children(recursive=True)]
+             for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    return {getattr(a, "ipv4_mapped", None) or a for a in found}
 
 
 # Node IP 127.0.0.1 and every Ray server on loopback only (README, "Scale-out"); nothing outside this machine can
@@ -231,7 +242,7 @@ def test_process_pool_and_ray_give_identical_output(reference_run, tiny_corpus, 
     prepare(tiny_corpus, tmp_path / "pool", no_align_config(), workers=2)
     assert output_files(tmp_path / "pool") == output_files(ref_out)
     # a fresh process with no Ray of its own: prep's `ray.init(address=...)` joins the running head
-    address = local_ray_head
+    address, head = local_ray_head
     cmd = [sys.executable, "-m", "kidsasr.cli", "prep", "--config", str(CONFIG), "--corpus", str(tiny_corpus),
            "--out", str(tmp_path / "ray"), "--aligner", "none", "--ray-address", address]
     env = {**os.environ, **RAY_LOOPBACK, "OMP_NUM_THREADS": "1"}
@@ -239,6 +250,9 @@ def test_process_pool_and_ray_give_identical_output(reference_run, tiny_corpus, 
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Ray {address}" in done.stderr
     assert output_files(tmp_path / "ray") == output_files(ref_out)
+    # the head's servers (GCS, raylet, object manager, client server, workers) listen on loopback only
+    listening = listening_addresses(head.pid)
+    assert listening and all(a.is_loopback for a in listening), listening
 
 
 def test_zip_parts_give_the_same_utterances_as_folders(reference_run, tmp_path):
