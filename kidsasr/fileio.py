@@ -76,8 +76,9 @@ def run_lock(folder: str | os.PathLike, command: str, output: str | None = None)
     """Hold `folder/.kidsasr.lock` for the block; a second run on the same folder fails at once with BusyError.
 
     The lock is the kernel's (flock), so a killed run never leaves a stale lock behind; the file holds the
-    holder's host and pid for the message. `output`: a folder inside `folder` that a run replaces whole (so
-    cannot hold the lock itself); the lock is then `folder/.OUTPUT.kidsasr.lock`.
+    holder's host and pid for the message. `output`: the one file or folder in `folder` that the run writes (a
+    folder replaced whole cannot hold its own lock, and a folder of many outputs is not the run's alone); the lock
+    is then `folder/.OUTPUT.kidsasr.lock`.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -148,7 +148,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..asr.export import check_model_name
-    from ..asr.models import load_recognizer
+    from ..fileio import BusyError, run_lock
 
     try:
         check_model_name(args.model)
@@ -160,6 +160,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"kidsasr calibrate: {args.model} is not a local folder: name the file to write with --out",
               file=sys.stderr)
         return 2
+    work = args.work / Path(args.model).name
+    try:
+        with run_lock(work, "calibrate"):  # one run at a time decodes into the model's work folder
+            return _calibrate(args, out, work)
+    except BusyError as e:
+        print(f"kidsasr calibrate: {e}", file=sys.stderr)
+        return 2
+
+
+def _calibrate(args: argparse.Namespace, out: Path, work: Path) -> int:
+    from ..asr.models import load_recognizer
+
     try:
         fitting = [e for d in args.data for e in episodes_in(d, args.split)]
         reporting = [e for d in args.report for e in episodes_in(d, args.split)]
@@ -167,8 +179,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"kidsasr calibrate: {e}", file=sys.stderr)
         return 2
     recognizer = load_recognizer(args.model, backend=args.backend)
-    work = args.work / Path(args.model).name
-    work.mkdir(parents=True, exist_ok=True)
     (x, y), fitted_episodes = labelled(fitting, recognizer, work, args.style)
     calibration = fit(x, y, str(args.model), args.max_flag_share,
                       {"data": [str(d) for d in args.data], "episodes": len(fitting), "bad_cer": BAD_CER})

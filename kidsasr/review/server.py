@@ -31,6 +31,7 @@ import numpy as np
 
 from ..audio import AudioError, load_audio
 from ..constants import SAMPLE_RATE
+from ..fileio import BusyError, check_writable, run_lock
 from ..subtitles.cues import Style, load_style
 from . import document
 
@@ -278,6 +279,20 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"kidsasr review: {e}", file=sys.stderr)
         return 2
+    saves = session.files.vtt
+    try:  # one review per output: a second one's saves would overwrite the first's
+        check_writable(saves.parent)
+        with run_lock(saves.parent, "review", output=saves.name):
+            return _serve(session, args)
+    except BusyError as e:
+        print(f"kidsasr review: {e}", file=sys.stderr)
+        return 2
+    except PermissionError as e:
+        print(f"kidsasr review: {e}: saves go there; choose a writable place with --out DIR", file=sys.stderr)
+        return 2
+
+
+def _serve(session: ReviewSession, args: argparse.Namespace) -> int:
     try:
         server = make_server(session, args.port)
     except OSError as e:
