@@ -90,8 +90,10 @@ def test_every_config_goes_through_the_loader(tmp_path):
         DecodeOptions.from_kwargs({"beam_size": "5"})
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "data_prep").glob("*.yaml")) + sorted((ROOT / "recipes").glob("*.yaml")),
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+SHIPPED_CONFIGS = sorted((ROOT / "data_prep").glob("*.yaml")) + sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_config_loads(path):
     """Every YAML in data_prep/ (prep configs) and recipes/ (training recipes) passes the loader's validation, so
     no Makefile target dies on a stale key (data_prep/gpu_check.yaml held two removed cleaning keys)."""

@@ -1,8 +1,8 @@
 """Two runs at once (issue 18): while one process holds a command's run lock on an output, a second `kidsasr
-synth`, `eval`, `export`, `train`, `review` or `calibrate` on that output is refused at once (exit 2, the holder's pid named,
-nothing written), the way tests/test_reliability_prep.py checks `prep`. The holder takes the lock exactly where the
-command does (kidsasr.fileio.run_lock), so a command that locks elsewhere, or not at all, fails here (a review that
-took no lock would serve until the timeout)."""
+synth`, `eval`, `export`, `train`, `review` or `calibrate` on that output is refused at once (exit 2, the holder's
+pid named, nothing written), the way tests/test_reliability_prep.py checks `prep`. The holder takes the lock exactly
+where the command does (kidsasr.fileio.run_lock), so a command that locks elsewhere, or not at all, fails here (a
+review that took no lock would serve until the timeout)."""
 
 from __future__ import annotations
 

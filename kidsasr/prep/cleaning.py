@@ -14,7 +14,8 @@ smoothed over neighbouring background frames. Every frame under speech takes the
 frame, unless the background has gone from under it: the quietest frame within `floor_window_seconds` (minimum
 statistics; speech cannot hide a background louder than that) lies more than `floor_drop_db` below that background
 frame's level, as when a theme tune ends under the first sentence; such a frame is clean. A sentence is music (or
-noise) when more than `condition_share` of it is, the way the generator's truth counts a sentence under a bed. Measured against truth.jsonl by `data_prep/bench_condition.py`.
+noise) when more than `condition_share` of it is, the way the generator's truth counts a sentence under a bed.
+Measured against truth.jsonl by `data_prep/bench_condition.py`.
 """
 
 from __future__ import annotations
