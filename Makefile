@@ -92,6 +92,10 @@ bench-cues: setup
 bench-eval: setup
 	$(BIN)/python eval/bench_scoring.py
 
+# The review loop measured (issue 19): corrected vs machine text of the same reviewed audio, held-out CER.
+bench-review: setup
+	$(BIN)/python eval/bench_review_loop.py --work $(WORK)/review-loop
+
 bench-train-cpu: setup
 	$(KIDSASR) train --recipe recipes/bench_cpu.yaml $(if $(PREP),--data $(PREP))
 
