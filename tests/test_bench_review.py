@@ -75,6 +75,6 @@ def test_goals_line():
               "bad_share_ci95": [0.234, 0.3799], "bad_without_cue": 2, "bad_caught": 26, "recall": 0.5778}
     line = goals_line(report)
     assert "30.2% of 278 cues flagged (goal <= 30%)" in line
-    assert "26 of 45 bad utterances caught = 57.8% (goal >= 70%)" in line
+    assert "26 of 45 bad utterances caught = 57.8% [95% CI 43.3%, 71.0%] (goal >= 70%)" in line
     assert "[95% CI of the share 23.4%, 38.0%]" in line and line.endswith("goals NOT met")
     assert goals_line({**report, "flagged_share": 0.25, "recall": 0.75}).endswith("goals met")
