@@ -201,8 +201,9 @@ def report(result: dict) -> str:
              f"{'+ machine text, same audio':<34} {ci(result['cer']['control'])}"]
     for name, comparison in result["corrected_minus"].items():
         d = comparison["difference"]
+        p = comparison["p_value"]
         lines.append(f"corrected - {name}: {pct(d['estimate'])} pt [{pct(d['ci_low'])}, {pct(d['ci_high'])}], "
-                     f"p={comparison['p_value']:.4f}")
+                     + (f"p={p:.4f}" if p else f"p<{1 / comparison['n_resamples']:.4f} (no resample crossed 0)"))
     return "\n".join(lines)
 
 
