@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import (CALIBRATION_NAME, BAD_CER, Calibration, Utterance, cue_badness, cue_features, fit, summary,
-                          utterance_outcomes)
+                          utterance_outcomes, wilson_interval)
 
 
 @dataclass
@@ -129,6 +129,19 @@ def plot_pr(probability: np.ndarray, bad: np.ndarray, threshold: float, path: Pa
     plt.close(fig)
 
 
+def goals_line(report: dict, max_flag_share: float = 0.3, min_recall: float = 0.7) -> str:
+    """The issue's goals on the reporting data, one line: cues flagged, bad utterances caught, how many were bad."""
+    low, high = report["bad_share_ci95"]
+    recall = report["recall"] or 0.0
+    caught_low, caught_high = wilson_interval(report["bad_caught"], report["bad_utterances"])
+    met = report["flagged_share"] <= max_flag_share and recall >= min_recall
+    return (f"report: {report['flagged_share']:.1%} of {report['cues']} cues flagged (goal <= {max_flag_share:.0%}), "
+            f"{report['bad_caught']} of {report['bad_utterances']} bad utterances caught = {recall:.1%} "
+            f"[95% CI {caught_low:.1%}, {caught_high:.1%}] (goal >= {min_recall:.0%}); bad utterances "
+            f"{report['bad_utterances']} of {report['utterances']} [95% CI of the share {low:.1%}, {high:.1%}]; "
+            f"goals {'met' if met else 'NOT met'}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="the model to calibrate (Hub id, HF folder or CTranslate2 folder)")
@@ -192,4 +205,6 @@ def _calibrate(args: argparse.Namespace, out: Path, work: Path) -> int:
     calibration.save(out)
     print(json.dumps({"calibration": str(out), "threshold": round(calibration.threshold, 4), **figures},
                      ensure_ascii=False, indent=2))
+    if reporting:
+        print(goals_line(figures["report"], args.max_flag_share))
     return 0
