@@ -58,20 +58,14 @@ def train(recipe: Path, data: Path, out: Path, *overrides: str) -> Path:
 
 def true_sentences(corpus: Path) -> dict[str, list]:
     """Per generated episode, its sentences as an editor would type them: true times (truth.jsonl), spelling."""
-    from kidsasr.corpus.reader import read_corpus
-    from kidsasr.evaluation.boundaries import _truth_row
-    from kidsasr.fileio import read_jsonl
+    from kidsasr.evaluation.boundaries import sentences_with_truth
     from kidsasr.review.calibration import Utterance
     from kidsasr.textnorm import parse_label
 
-    truth: dict[str, list[dict]] = {}
-    for row in read_jsonl(corpus / "truth.jsonl"):
-        truth.setdefault(row["episode_id"], []).append(row)
     found = {}
-    for episode in read_corpus(corpus):
-        rows = [(s, _truth_row(truth.get(episode.id, []), s.start, s.end)) for s in episode.sentences]
+    for episode, pairs in sentences_with_truth(corpus):
         found[episode.id] = ([Utterance(r["true_start"], r["true_end"], parse_label(s.text).spelling)
-                              for s, r in rows if r is not None], episode.audio.path)
+                              for s, r in pairs], episode.audio.path)
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -51,22 +51,29 @@ def _truth_row(rows: list[dict], label_start: float | None, label_end: float | N
     return None
 
 
-def measure_corpus(corpus: Path, aligner: Aligner, limit: int | None = None, conditions: Iterable[str] | None = None) -> dict:
-    """Align every labelled sentence of a generated corpus and compare with truth.jsonl."""
+def sentences_with_truth(corpus: Path) -> Iterator[tuple]:
+    """Each episode of a generated corpus with its labelled sentences paired to their truth.jsonl rows."""
     from ..corpus.reader import read_corpus
     from ..fileio import read_jsonl
-    from ..textnorm import parse_label
 
     truth: dict[str, list[dict]] = {}
     for row in read_jsonl(corpus / "truth.jsonl"):
         truth.setdefault(row["episode_id"], []).append(row)
+    for episode in read_corpus(corpus):
+        rows = truth.get(episode.id, [])
+        yield episode, [(s, r) for s in episode.sentences if (r := _truth_row(rows, s.start, s.end)) is not None]
+
+
+def measure_corpus(corpus: Path, aligner: Aligner, limit: int | None = None, conditions: Iterable[str] | None = None) -> dict:
+    """Align every labelled sentence of a generated corpus and compare with truth.jsonl."""
+    from ..textnorm import parse_label
+
     wanted = set(conditions) if conditions else None
     rows, alignments, audio_seconds, cpu_seconds, episodes = [], [], 0.0, 0.0, 0
-    for episode in read_corpus(corpus):
+    for episode, pairs in sentences_with_truth(corpus):
         if limit is not None and episodes >= limit:
             break
-        pairs = [(s, _truth_row(truth.get(episode.id, []), s.start, s.end)) for s in episode.sentences]
-        pairs = [(s, r) for s, r in pairs if r is not None and (wanted is None or r.get("condition") in wanted)]
+        pairs = [(s, r) for s, r in pairs if wanted is None or r.get("condition") in wanted]
         if not pairs:
             continue
         audio = episode.audio.load()
