@@ -11,8 +11,8 @@ Stages:
      kidsasr.evaluation.longform against the label and the true speech spans (truth.jsonl): real-time factor (wall) and
      CPU time, CER over the episode, share of cues within the style rules (cues.check_cue), share of on-screen time
      outside speech, share of cues spanning a pause > 1 s
-  5. real speech (eval/bench_real.py; said plainly when skipped): both tools, whole runs with the model load,
-     median of --real-repeats, on the 300-clip read-speech episode and the 5-minute child episode
+  5. real speech (eval/bench_real.py; said plainly when skipped): both tools, each run a fresh process timed whole
+     (model load included), median of --real-repeats, on the 300-clip read-speech episode and the 5-minute child episode
 Optional: --memory-hours N writes an N-hour episode (a sentence every 30 s over room tone, streamed to disk) and
 reports the peak RSS of transcribe_long on it beside the same on a file a third as long (both decode full batches,
 so the difference is what grows with length).
@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench_real
 import numpy as np
 
 from kidsasr.audio import write_wav
@@ -200,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="real-speech folder (default $KIDSASR_REAL_SPEECH or ../shared/real-speech)")
     parser.add_argument("--real", default="both", choices=("both", "read", "child", "none"),
                         help="which real-speech episodes to run")
-    parser.add_argument("--real-repeats", type=int, default=3, help="whole runs per tool on the real episodes")
+    parser.add_argument("--real-repeats", type=int, default=3,
+                        help="fresh whole runs per tool on the real episodes (median reported)")
+    parser.add_argument("--real-tools", default=",".join(bench_real.TOOLS),
+                        help="tools run on the real episodes, comma-separated")
     parser.add_argument("--skip-generated", action="store_true", help="run the real-speech episodes only")
     args = parser.parse_args(argv)
 
@@ -212,10 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_generated:
         wav, speech = generated_episode(args, style)
     if args.real != "none":
-        import bench_real
-
         print("\n" + bench_real.run(args.work, args.real_speech, args.model, cached_ct2(args.model), args.threads,
-                                    style, args.real_repeats, args.real))
+                                    style, args.real_repeats, args.real, tuple(args.real_tools.split(","))))
     if args.memory_hours and not args.skip_generated:
         from kidsasr.audio import load_audio
 
