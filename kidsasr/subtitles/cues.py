@@ -203,13 +203,16 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
     """Cues for one episode from its timed words (absolute times, in any order).
 
     With `speech_regions` (VAD), word times are clipped to the speech region they overlap most, so a word whose
-    end the aligner stretched into a silence does not keep its cue on screen there.
+    end the aligner stretched into a silence does not keep its cue on screen there, and a cue always ends at a
+    silence between two regions that is longer than `min_gap` (word times alone can show no pause there).
     """
     units = [u for u in _spacing_units(words) if not (u.sung and style.songs == "omit")]
+    silence_before = [0.0] * len(units)
     if speech_regions:
-        units = _clip_to_regions(units, _sorted_regions(speech_regions))
+        regions = _sorted_regions(speech_regions)
+        units, silence_before = _clip_to_regions(units, regions)
     timing = on_frames(style)  # minimums rounded up to whole frames, so that they hold after snapping
-    phrases = _sentence_starts_moved([_with_break_kinds(units[a:b]) for a, b in _phrases(units, style)])
+    phrases = _sentence_starts_moved([_with_break_kinds(units[a:b]) for a, b in _phrases(units, style, silence_before)])
     groups: list[list[CueWord]] = []
     for k, phrase in enumerate(phrases):
         next_start = phrases[k + 1][0].start if k + 1 < len(phrases) else math.inf
@@ -284,9 +287,12 @@ def _sorted_regions(regions: Sequence[tuple[float, float]]) -> list[tuple[float,
     return sorted((float(s), float(e)) for s, e in regions if e > s)
 
 
-def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -> list[CueWord]:
+def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -> tuple[list[CueWord], list[float]]:
+    """Each unit's times clipped to the region it overlaps most; and for each unit, the longest silence between
+    regions that lies between its region and the previous unit's (0.0 for the first unit, or where a unit overlaps
+    no region)."""
     starts = [s for s, _ in regions]
-    clipped = []
+    clipped, region_of = [], []
     for u in units:
         best, best_overlap = None, 0.0
         for k in range(max(0, bisect_left(starts, u.start) - 1), len(regions)):
@@ -295,26 +301,32 @@ def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -
                 break
             overlap = min(e, u.end) - max(s, u.start)
             if overlap > best_overlap:
-                best, best_overlap = (s, e), overlap
+                best, best_overlap = k, overlap
+        region_of.append(best)
         if best is None:
             clipped.append(u)
         else:
-            start = max(u.start, best[0])
-            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker,
-                                   u.sung))
-    return clipped
+            start = max(u.start, regions[best][0])
+            clipped.append(replace(u, start=start, end=max(start, min(u.end, regions[best][1]))))
+    silence_before = [0.0] * len(units)
+    for n in range(1, len(units)):
+        a, b = region_of[n - 1], region_of[n]
+        if a is not None and b is not None and b > a:
+            silence_before[n] = max(regions[m + 1][0] - regions[m][1] for m in range(a, b))
+    return clipped, silence_before
 
 
 def _different_speakers(a: CueWord, b: CueWord) -> bool:
     return a.speaker is not None and b.speaker is not None and a.speaker != b.speaker
 
 
-def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
-    """[first, last) unit ranges separated by a long silence, a change of speaker, or a song starting or ending."""
+def _phrases(units: list[CueWord], style: Style, silence_before: list[float]) -> list[tuple[int, int]]:
+    """[first, last) unit ranges separated by a long silence between words, a VAD silence longer than `min_gap`
+    between their speech regions, a change of speaker, or a song starting or ending."""
     bounds = [0]
     for k in range(1, len(units)):
-        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]) \
-                or units[k].sung != units[k - 1].sung:
+        if units[k].start - units[k - 1].end > style.max_pause_in_cue or silence_before[k] > style.min_gap \
+                or _different_speakers(units[k - 1], units[k]) or units[k].sung != units[k - 1].sung:
             bounds.append(k)
     bounds.append(len(units))
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
