@@ -3,7 +3,8 @@
 
 Stages:
   1. render a 10-minute children's-programme episode with kidsasr.synth.generator (cached under --work)
-  2. kidsasr: CTranslate2 int8 recogniser -> transcribe_long -> cues.build_cues (kids style), --repeats times
+  2. kidsasr: CTranslate2 int8 recogniser -> transcribe_long (the style's VAD and guards) -> cues.build_cues
+     (kids style), --repeats times
      (median wall and CPU time reported)
   3. baseline, same weights: faster-whisper `WhisperModel.transcribe` with its defaults (sequential, beam 5,
      vad_filter=True), one cue per segment
@@ -73,10 +74,10 @@ def evaluate(name: str, vtt: Path, label_path: Path, speech: list[tuple[float, f
 def run_kidsasr(wav: Path, recognizer, style) -> tuple[list, tuple[float, float], object]:
     from kidsasr.subtitles.cues import build_cues
     from kidsasr.asr.transcribe import transcribe_long
-    from kidsasr.subtitles.runner import guard_options_for
+    from kidsasr.subtitles.runner import guard_options_for, vad_options_for
 
     wall, cpu = time.perf_counter(), time.process_time()
-    result = transcribe_long(wav, recognizer, guard_options=guard_options_for(style))
+    result = transcribe_long(wav, recognizer, vad_options=vad_options_for(style), guard_options=guard_options_for(style))
     cues = build_cues(result.words, style, result.speech_regions)
     return cues, (time.perf_counter() - wall, time.process_time() - cpu), result
 

@@ -123,6 +123,8 @@ def test_built_in_styles_hold_the_issue_numbers():
     for style in (KIDS, ADULT):
         assert (style.max_lines, style.max_line_width, style.min_duration, style.max_duration) == (2, 16, 0.833, 7)
         assert (style.min_gap, style.max_pause_in_cue, style.max_linger) == (0.083, 1.0, 0.5)
+    assert (KIDS.vad_threshold, KIDS.vad_min_silence_ms, ADULT.vad_threshold, ADULT.vad_min_silence_ms) == \
+        (0.35, 100, 0.5, 250)
 
 
 def test_style_from_a_file_and_clear_errors(tmp_path):

@@ -75,7 +75,8 @@ _BALANCE = 0.25
 # Beyond these no screen or viewer can follow; a value past them is a typo, refused when the style is read
 # rather than after an hour of decoding.
 STYLE_LIMITS = {"max_lines": 5, "max_line_width": 100.0, "min_duration": 30.0, "max_duration": 30.0,
-                "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0}
+                "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0,
+                "vad_threshold": 1.0, "vad_min_silence_ms": 10_000}
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ class Style:
     max_lead: float = 0.125
     fps: float = 29.97  # cue times are snapped to this frame grid; minimums and gaps are whole frames
     songs: str = "mark"  # sung stretches: "mark" (lyrics between ♪ marks) or "omit" (left out)
+    # speech detection (kidsasr.subtitles.runner.vad_options_for): speech probability above which a frame is
+    # speech, and the silence that ends a speech region
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 300
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -105,7 +110,7 @@ class Style:
         for key, limit in STYLE_LIMITS.items():
             if getattr(self, key) > limit:
                 raise ValueError(f"style {self.name}: {key} must be at most {limit:g} (got {getattr(self, key):g})")
-        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue", "fps"):
+        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue", "fps", "vad_threshold"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"style {self.name}: {key} must be positive")
         if self.min_duration > self.max_duration:
