@@ -7,8 +7,9 @@ Pure functions, no models. A style profile (`kidsasr/subtitles/styles/*.yaml`) h
    a finite timestamp are left out: cues are built only from timed words. Dots become one `…` (punctuation).
 2. units -> phrases: a silence longer than `max_pause_in_cue` or a change of speaker always ends a phrase. Each
    break between two units of a phrase gets a kind from its syntax (kidsasr.subtitles.syntax: sentence, clause,
-   phrase, word, or bound where a break would split a modifier from its noun or a verb construction). A short
-   sentence start the aligner left at the end of a phrase goes to the next one.
+   phrase, word, or bound where a break would split a modifier from its noun or a verb construction). With speech
+   regions (VAD), a silence longer than `min_gap` between the regions of two units also ends a phrase: the
+   aligner's word times often run on across the pause between two utterances.
 3. phrase -> cues: dynamic programming over break positions; a cue must fit in `max_lines` lines of
    `max_line_width` and last at most `max_duration`; each break costs by its kind (cheaper in a pause); a cue
    that could not be read at `max_cps`, holds one word cut from its phrase, or ends a sentence and starts the
@@ -217,7 +218,7 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
         regions = _sorted_regions(speech_regions)
         units, silence_before = _clip_to_regions(units, regions)
     timing = on_frames(style)  # minimums rounded up to whole frames, so that they hold after snapping
-    phrases = _sentence_starts_moved([_with_break_kinds(units[a:b]) for a, b in _phrases(units, style, silence_before)])
+    phrases = [_with_break_kinds(units[a:b]) for a, b in _phrases(units, style, silence_before)]
     groups: list[list[CueWord]] = []
     for k, phrase in enumerate(phrases):
         next_start = phrases[k + 1][0].start if k + 1 < len(phrases) else math.inf
@@ -234,24 +235,6 @@ def _needed_seconds(lines: Sequence[str], style: Style) -> float:
 def _with_break_kinds(phrase: list[CueWord]) -> list[CueWord]:
     kinds = boundary_kinds([u.text for u in phrase])
     return [replace(u, break_after=kind) for u, kind in zip(phrase, [*kinds, "pause"])]
-
-
-def _sentence_starts_moved(phrases: list[list[CueWord]]) -> list[list[CueWord]]:
-    """A short word that starts a new sentence at the very end of a phrase, right before a long pause, goes to the
-    next phrase: "…소개하겠습니다 혹시" + pause + "그때까지…". The aligner often puts the first word of the next
-    stretch of speech at the end of the previous one; left there it would end a cue as a sentence-start stub.
-    It keeps its duration and ends where the next phrase starts (never earlier than it was timed)."""
-    for k in range(len(phrases) - 1):
-        here, after = phrases[k], phrases[k + 1]
-        if len(here) < 2 or here[-2].break_after != "sentence" or _different_speakers(here[-1], after[0]) \
-                or reading_length(here[-1].text) > STUB_CHARS \
-                or boundary_kinds([here[-1].text, after[0].text])[0] == "sentence":
-            continue
-        word = here.pop()
-        start = max(word.start, after[0].start - (word.end - word.start))
-        here[-1] = replace(here[-1], break_after="pause")
-        phrases[k + 1] = _with_break_kinds([replace(word, start=start, end=after[0].start), *after])
-    return phrases
 
 
 def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
