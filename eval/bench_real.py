@@ -69,13 +69,11 @@ def timed_process(command: list[str]) -> Run:
 
 def timed_runs(tools: tuple[str, ...], wav: Path, out: Path, model: str, ct2_dir: Path, threads: int, style: str,
                repeats: int) -> dict[str, list[Run]]:
-    """`repeats` fresh runs of each tool, alternating; each writes `out/<tool>.vtt` (the last run's stays)."""
+    """`repeats` fresh runs of each tool, alternating; run k writes `out/<tool>-<k>.vtt`, the last is scored."""
     runs: dict[str, list[Run]] = {tool: [] for tool in tools}
     for k in range(repeats):
         for tool in tools:
-            vtt = out / f"{tool}.vtt"
-            vtt.unlink(missing_ok=True)
-            run = timed_process(tool_command(tool, wav, vtt, model, ct2_dir, threads, style))
+            run = timed_process(tool_command(tool, wav, out / f"{tool}-{k + 1}.vtt", model, ct2_dir, threads, style))
             runs[tool].append(run)
             print(f"{tool} on {wav.name}, run {k + 1}/{repeats}: wall {run.wall:.1f} s, CPU {run.cpu:.1f} s, "
                   f"load {run.load_before:.1f} -> {run.load_after:.1f}", file=sys.stderr)
@@ -117,7 +115,8 @@ def read_episode_rows(work: Path, real_speech: Path | None, model: str, ct2_dir:
     episode = build_real_episode(out, real_speech)
     runs = timed_runs(tools, episode.wav, out, model, ct2_dir, threads, style.name, repeats)
     return [{"episode": "real read speech", "tool": tool, "duration": episode.duration,
-             **timing_row(runs[tool], episode.duration), **read_scores(out / f"{tool}.vtt", episode.reference, style)}
+             **timing_row(runs[tool], episode.duration),
+             **read_scores(out / f"{tool}-{repeats}.vtt", episode.reference, style)}
             for tool in tools]
 
 
@@ -129,7 +128,7 @@ def child_episode_rows(work: Path, real_speech: Path | None, model: str, ct2_dir
     episode = build_child_episode(out, real_speech)
     runs = timed_runs(tools, episode.wav, out, model, ct2_dir, threads, style.name, repeats)
     return [{"episode": "real child speech", "tool": tool, "duration": episode.duration,
-             **timing_row(runs[tool], episode.duration), **child_scores(out / f"{tool}.vtt", episode.clips)}
+             **timing_row(runs[tool], episode.duration), **child_scores(out / f"{tool}-{repeats}.vtt", episode.clips)}
             for tool in tools]
 
 
