@@ -1,9 +1,15 @@
 """The real-speech half of `make bench-subtitle`: kidsasr and faster-whisper on the real read-speech episode and on the
 real child-speech episode (kidsasr.evaluation.real_episode, kidsasr.evaluation.child_episode), same weights, same run.
 
-Each tool's time is the whole job as a user runs it: loading the model, transcribing, building cues; the median of
-`repeats` runs. Everything is read from ../shared/real-speech (or --real-speech PATH) and written under the work
-folder only: the sets are CC BY-NC-ND, for evaluation, and never enter the repository.
+Each run of a tool is a fresh process, timed whole as a user runs it (interpreter start, model load, VAD, decoding,
+cues, writing the file): `kidsasr subtitle EPISODE -o OUT.vtt`, and faster-whisper's `WhisperModel.transcribe` with
+its defaults (beam 5, vad_filter=True) on the same CTranslate2 int8 weights, one cue per segment (`python
+eval/bench_real.py faster-whisper ...`). The tools' runs alternate, `repeats` each; every run prints its wall
+seconds, CPU seconds (the child's user + system time) and the machine's 1-minute load average before and after; the
+tables give the medians. On a shared machine only the ratios between the tools mean anything.
+
+Everything is read from ../shared/real-speech (or --real-speech PATH) and written under the work folder only: the
+sets are CC BY-NC-ND, for evaluation, and never enter the repository.
 
 Read-speech episode (reference cues = clip spans and texts): CER, SubER, share of cue time outside the spans +-0.3 s,
 cues across a gap between two clips, cues within the style rules, share of span time covered.
@@ -13,117 +19,157 @@ stock hallucinations, by activity (singing, talking, reading, refusing).
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from kidsasr.fileio import write_json_atomic, write_jsonl_atomic
+from kidsasr.fileio import write_json_atomic
 
 TOOLS = ("kidsasr", "faster-whisper")
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose kidsasr the timed processes run
 
 
-def run_tool(tool: str, wav: Path, model: str, ct2_dir: Path, threads: int, style) -> tuple[list, float, list]:
-    """One whole run of a tool: (cues, wall seconds including the model load, kidsasr's dropped items)."""
-    from kidsasr.subtitles.cues import Cue, build_cues
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds
+    cpu: float  # user + system seconds of the process
+    load_before: float  # 1-minute load average
+    load_after: float
 
+
+def tool_command(tool: str, wav: Path, out_vtt: Path, model: str, ct2_dir: Path, threads: int, style: str
+                 ) -> list[str]:
+    """The command line of one whole run of `tool` writing `out_vtt`."""
+    if tool == "kidsasr":
+        return [sys.executable, "-m", "kidsasr.cli", "subtitle", str(wav), "-o", str(out_vtt), "--model", model,
+                "--backend", "ct2", "--threads", str(threads), "--style", style]
+    if tool == "faster-whisper":
+        return [sys.executable, str(Path(__file__).resolve()), "faster-whisper", str(wav), str(out_vtt),
+                str(ct2_dir), str(threads)]
+    raise ValueError(f"unknown tool {tool!r} (choose from {', '.join(TOOLS)})")
+
+
+def timed_process(command: list[str]) -> Run:
+    """Run `command` to its end (its output to this process's stderr); its wall and CPU time, the load around it."""
+    load_before = os.getloadavg()[0]
     began = time.perf_counter()
-    if tool == "kidsasr":
-        from kidsasr.asr.models import load_recognizer
-        from kidsasr.asr.transcribe import transcribe_long
-        from kidsasr.subtitles.runner import guard_options_for
-
-        result = transcribe_long(wav, load_recognizer(model, backend="ct2", num_threads=threads),
-                                 guard_options=guard_options_for(style))
-        cues = build_cues(result.words, style, result.speech_regions)
-        return cues, time.perf_counter() - began, result.dropped
-    from faster_whisper import WhisperModel
-
-    segments, _ = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=threads).transcribe(
-        str(wav), language="ko", vad_filter=True)
-    cues = [Cue(s.start, s.end, [s.text.strip()], float(np.exp(s.avg_logprob))) for s in segments if s.text.strip()]
-    return cues, time.perf_counter() - began, []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(command, stdout=sys.stderr, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)}: exit status {process.returncode}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, load_before, os.getloadavg()[0])
 
 
-def timed_runs(tool: str, wav: Path, model: str, ct2_dir: Path, threads: int, style, repeats: int, out: Path
-               ) -> tuple[Path, float, list[float]]:
-    """`repeats` whole runs; the last run's cues written to `out/<tool>.vtt`; (vtt, median wall, walls)."""
-    from kidsasr.subtitles.cues import write_vtt
+def timed_runs(tools: tuple[str, ...], wav: Path, out: Path, model: str, ct2_dir: Path, threads: int, style: str,
+               repeats: int) -> dict[str, list[Run]]:
+    """`repeats` fresh runs of each tool, alternating; run k writes `out/<tool>-<k>.vtt`, the last is scored."""
+    runs: dict[str, list[Run]] = {tool: [] for tool in tools}
+    for k in range(repeats):
+        for tool in tools:
+            run = timed_process(tool_command(tool, wav, out / f"{tool}-{k + 1}.vtt", model, ct2_dir, threads, style))
+            runs[tool].append(run)
+            print(f"{tool} on {wav.name}, run {k + 1}/{repeats}: wall {run.wall:.1f} s, CPU {run.cpu:.1f} s, "
+                  f"load {run.load_before:.1f} -> {run.load_after:.1f}", file=sys.stderr)
+    return runs
 
-    walls = []
-    for _ in range(repeats):
-        cues, wall, dropped = run_tool(tool, wav, model, ct2_dir, threads, style)
-        walls.append(wall)
-    vtt = out / f"{tool}.vtt"
-    write_vtt(cues, vtt)
-    if tool == "kidsasr":
-        write_jsonl_atomic(out / "kidsasr-dropped.jsonl", (d._asdict() for d in dropped))
-    print(f"{tool} on {wav}: wall s {', '.join(f'{w:.1f}' for w in walls)}", file=sys.stderr)
-    return vtt, statistics.median(walls), walls
+
+def timing_row(runs: list[Run], duration: float) -> dict:
+    """Medians of a tool's runs (wall, CPU, load before each run) and every run as it was."""
+    wall = statistics.median(r.wall for r in runs)
+    return {"wall": wall, "cpu": statistics.median(r.cpu for r in runs), "rtf": wall / duration,
+            "load": statistics.median(r.load_before for r in runs), "runs": [r.__dict__ for r in runs]}
+
+
+def read_scores(vtt: Path, reference: Path, style) -> dict:
+    """The read-speech episode's figures for one subtitle file against the reference cues (clip spans and texts)."""
+    from kidsasr.evaluation.longform import evaluate_subtitles
+
+    r = evaluate_subtitles(vtt, reference, style)
+    spans = r["reference_spans"]
+    return {"cer": r["cer"]["rate"], "suber_char": r["suber_char"], "cues": r["cues"],
+            "in_rules": r["style_compliance"]["compliance"], "violations": r["style_compliance"]["violations_by_rule"],
+            "outside_spans": spans["outside_share"], "cues_across_gaps": spans["cues_across_gaps"],
+            "spans_covered": spans["spans_covered_share"]}
+
+
+def child_scores(vtt: Path, clips) -> dict:
+    """The child episode's figures for one subtitle file (kidsasr.evaluation.child_episode.score_child_cues)."""
+    from kidsasr.evaluation.child_episode import score_child_cues
+    from kidsasr.evaluation.longform import read_subtitles
+
+    return score_child_cues([(c.start, c.end, c.text) for c in read_subtitles(vtt)], clips)
 
 
 def read_episode_rows(work: Path, real_speech: Path | None, model: str, ct2_dir: Path, threads: int, style,
-                      repeats: int) -> list[dict]:
-    from kidsasr.evaluation.longform import evaluate_subtitles
+                      repeats: int, tools: tuple[str, ...] = TOOLS) -> list[dict]:
     from kidsasr.evaluation.real_episode import build_real_episode
 
-    episode = build_real_episode(work / "real-read", real_speech)
-    rows = []
-    for tool in TOOLS:
-        vtt, wall, walls = timed_runs(tool, episode.wav, model, ct2_dir, threads, style, repeats, work / "real-read")
-        r = evaluate_subtitles(vtt, episode.reference, style)
-        spans = r["reference_spans"]
-        rows.append({"episode": "real read speech", "tool": tool, "wall": wall, "walls": walls,
-                     "rtf": wall / episode.duration, "cer": r["cer"]["rate"], "suber_char": r["suber_char"],
-                     "cues": r["cues"], "in_rules": r["style_compliance"]["compliance"],
-                     "violations": r["style_compliance"]["violations_by_rule"],
-                     "outside_spans": spans["outside_share"], "cues_across_gaps": spans["cues_across_gaps"],
-                     "spans_covered": spans["spans_covered_share"], "duration": episode.duration})
-    return rows
+    out = work / "real-read"
+    episode = build_real_episode(out, real_speech)
+    runs = timed_runs(tools, episode.wav, out, model, ct2_dir, threads, style.name, repeats)
+    return [{"episode": "real read speech", "tool": tool, "duration": episode.duration,
+             **timing_row(runs[tool], episode.duration),
+             **read_scores(out / f"{tool}-{repeats}.vtt", episode.reference, style)}
+            for tool in tools]
 
 
 def child_episode_rows(work: Path, real_speech: Path | None, model: str, ct2_dir: Path, threads: int, style,
-                       repeats: int) -> list[dict]:
-    from kidsasr.evaluation.child_episode import build_child_episode, score_child_cues
-    from kidsasr.evaluation.longform import read_subtitles
+                       repeats: int, tools: tuple[str, ...] = TOOLS) -> list[dict]:
+    from kidsasr.evaluation.child_episode import build_child_episode
 
-    episode = build_child_episode(work / "real-child", real_speech)
-    rows = []
-    for tool in TOOLS:
-        vtt, wall, walls = timed_runs(tool, episode.wav, model, ct2_dir, threads, style, repeats, work / "real-child")
-        cues = [(c.start, c.end, c.text) for c in read_subtitles(vtt)]
-        rows.append({"episode": "real child speech", "tool": tool, "wall": wall, "walls": walls,
-                     "rtf": wall / episode.duration, "duration": episode.duration,
-                     **score_child_cues(cues, episode.clips)})
-    return rows
+    out = work / "real-child"
+    episode = build_child_episode(out, real_speech)
+    runs = timed_runs(tools, episode.wav, out, model, ct2_dir, threads, style.name, repeats)
+    return [{"episode": "real child speech", "tool": tool, "duration": episode.duration,
+             **timing_row(runs[tool], episode.duration), **child_scores(out / f"{tool}-{repeats}.vtt", episode.clips)}
+            for tool in tools]
+
+
+def _ratios(rows: list[dict]) -> list[str]:
+    by_tool = {r["tool"]: r for r in rows}
+    if set(TOOLS) - set(by_tool):
+        return []
+    ours, theirs = by_tool["kidsasr"], by_tool["faster-whisper"]
+    return ["", f"faster-whisper / kidsasr: {theirs['wall'] / ours['wall']:.2f}x the wall time, "
+                f"{theirs['cpu'] / ours['cpu']:.2f}x the CPU time (medians; load averages beside each figure)"]
 
 
 def report(rows: list[dict], model: str, threads: int, repeats: int) -> str:
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    timing = lambda r: f"{r['wall']:.1f} | {r['cpu']:.1f} | {r['load']:.1f} | {r['rtf']:.3f}"  # noqa: E731
     read = [r for r in rows if r["episode"] == "real read speech"]
     child = [r for r in rows if r["episode"] == "real child speech"]
+    whole = f"wall and CPU s of a fresh process (model load + decode + cues + file), median of {repeats}; load: " \
+            "the 1-minute load average when a run began (median)"
     lines = []
     if read:
         lines += [f"### Real read-speech episode ({read[0]['duration'] / 60:.1f} min, 300 clips), model `{model}`, "
-                  f"{threads} CPU threads, wall = model load + decode + cues, median of {repeats}", "",
-                  "| tool | wall s | RTF | CER | SubER (char) | cues | cues in rules | cue time outside spans +-0.3 s "
-                  "| cues across a gap | spans covered |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['tool']} | {r['wall']:.1f} | {r['rtf']:.3f} | {pct(r['cer'])} | {r['suber_char']:.1f} | "
-                  f"{r['cues']} | {pct(r['in_rules'])} | {pct(r['outside_spans'])} | {r['cues_across_gaps']} | "
+                  f"{threads} CPU threads; {whole}", "",
+                  "| tool | wall s | CPU s | load | RTF | CER | SubER (char) | cues | cues in rules | cue time outside "
+                  "spans +-0.3 s | cues across a gap | spans covered |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['tool']} | {timing(r)} | {pct(r['cer'])} | {r['suber_char']:.1f} | {r['cues']} | "
+                  f"{pct(r['in_rules'])} | {pct(r['outside_spans'])} | {r['cues_across_gaps']} | "
                   f"{pct(r['spans_covered'])} |" for r in read]
-        if len(read) == 2:
-            lines += ["", f"kidsasr vs faster-whisper: {read[1]['wall'] / read[0]['wall']:.1f}x faster"]
+        lines += _ratios(read)
         lines += [f"style violations, {r['tool']}: {r['violations'] or 'none'}" for r in read]
     if child:
         lines += ["", f"### Real child-speech episode ({child[0]['duration'] / 60:.1f} min, {child[0]['clips']} clips "
-                      "of a 5-year-old, 0.8 s gaps)", "",
-                  "| tool | wall s | RTF | cues | clips with a cue | clip time covered | longest run of clips with "
-                  "no cue | stock hallucinations |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['tool']} | {r['wall']:.1f} | {r['rtf']:.3f} | {r['cues']} | {pct(r['clips_with_cue'])} | "
+                      f"of a 5-year-old, 0.8 s gaps); {whole}", "",
+                  "| tool | wall s | CPU s | load | RTF | cues | clips with a cue | clip time covered | longest run of "
+                  "clips with no cue | stock hallucinations |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['tool']} | {timing(r)} | {r['cues']} | {pct(r['clips_with_cue'])} | "
                   f"{pct(r['speech_covered'])} | {r['longest_uncued_stretch']:.1f} s | "
                   f"{len(r['stock_hallucinations'])} |" for r in child]
+        lines += _ratios(child)
         for r in child:
             lines.append(f"by activity, {r['tool']}: " + "; ".join(
                 f"{a} {v['clips']} clips, {pct(v['with_cue'])} with a cue, {pct(v['covered'])} covered"
@@ -132,7 +178,7 @@ def report(rows: list[dict], model: str, threads: int, repeats: int) -> str:
 
 
 def run(work: Path, real_speech: Path | None, model: str, ct2_dir: Path, threads: int, style, repeats: int,
-        which: str = "both") -> str:
+        which: str = "both", tools: tuple[str, ...] = TOOLS) -> str:
     """Both real episodes (or `which`: read / child); the markdown tables. Skips, saying so, without the data."""
     from kidsasr.evaluation.real_speech import read_speech_manifest, skip_message
 
@@ -140,8 +186,27 @@ def run(work: Path, real_speech: Path | None, model: str, ct2_dir: Path, threads
         return skip_message(real_speech)
     rows = []
     if which in ("both", "read"):
-        rows += read_episode_rows(work, real_speech, model, ct2_dir, threads, style, repeats)
+        rows += read_episode_rows(work, real_speech, model, ct2_dir, threads, style, repeats, tools)
     if which in ("both", "child"):
-        rows += child_episode_rows(work, real_speech, model, ct2_dir, threads, style, repeats)
+        rows += child_episode_rows(work, real_speech, model, ct2_dir, threads, style, repeats, tools)
     write_json_atomic(work / "real-results.json", rows)
     return report(rows, model, threads, repeats)
+
+
+def faster_whisper_main(wav: str, out_vtt: str, ct2_dir: str, threads: str) -> None:
+    """One faster-whisper run as its users run it: load, transcribe with the defaults, one cue per segment."""
+    from faster_whisper import WhisperModel
+
+    from kidsasr.subtitles.cues import Cue
+    from kidsasr.subtitles.writers import write_subtitles
+
+    model = WhisperModel(ct2_dir, device="cpu", compute_type="int8", cpu_threads=int(threads))
+    segments, _ = model.transcribe(wav, language="ko", vad_filter=True)
+    write_subtitles([Cue(s.start, s.end, [s.text.strip()], 1.0) for s in segments if s.text.strip()], out_vtt)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "faster-whisper":
+        faster_whisper_main(*sys.argv[2:])
+    else:
+        sys.exit(f"usage: {sys.argv[0]} faster-whisper WAV OUT.vtt CT2_DIR THREADS (`make bench-subtitle` runs the rest)")

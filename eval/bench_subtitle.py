@@ -3,7 +3,8 @@
 
 Stages:
   1. render a 10-minute children's-programme episode with kidsasr.synth.generator (cached under --work)
-  2. kidsasr: CTranslate2 int8 recogniser -> transcribe_long -> cues.build_cues (kids style), --repeats times
+  2. kidsasr: CTranslate2 int8 recogniser -> transcribe_long (the style's VAD and guards) -> cues.build_cues
+     (kids style), --repeats times
      (median wall and CPU time reported)
   3. baseline, same weights: faster-whisper `WhisperModel.transcribe` with its defaults (sequential, beam 5,
      vad_filter=True), one cue per segment
@@ -11,8 +12,8 @@ Stages:
      kidsasr.evaluation.longform against the label and the true speech spans (truth.jsonl): real-time factor (wall) and
      CPU time, CER over the episode, share of cues within the style rules (cues.check_cue), share of on-screen time
      outside speech, share of cues spanning a pause > 1 s
-  5. real speech (eval/bench_real.py; said plainly when skipped): both tools, whole runs with the model load,
-     median of --real-repeats, on the 300-clip read-speech episode and the 5-minute child episode
+  5. real speech (eval/bench_real.py; said plainly when skipped): both tools, each run a fresh process timed whole
+     (model load included), median of --real-repeats, on the 300-clip read-speech episode and the 5-minute child episode
 Optional: --memory-hours N writes an N-hour episode (a sentence every 30 s over room tone, streamed to disk) and
 reports the peak RSS of transcribe_long on it beside the same on a file a third as long (both decode full batches,
 so the difference is what grows with length).
@@ -29,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench_real
 import numpy as np
 
 from kidsasr.audio import write_wav
@@ -72,10 +74,10 @@ def evaluate(name: str, vtt: Path, label_path: Path, speech: list[tuple[float, f
 def run_kidsasr(wav: Path, recognizer, style) -> tuple[list, tuple[float, float], object]:
     from kidsasr.subtitles.cues import build_cues
     from kidsasr.asr.transcribe import transcribe_long
-    from kidsasr.subtitles.runner import guard_options_for
+    from kidsasr.subtitles.runner import guard_options_for, vad_options_for
 
     wall, cpu = time.perf_counter(), time.process_time()
-    result = transcribe_long(wav, recognizer, guard_options=guard_options_for(style))
+    result = transcribe_long(wav, recognizer, vad_options=vad_options_for(style), guard_options=guard_options_for(style))
     cues = build_cues(result.words, style, result.speech_regions)
     return cues, (time.perf_counter() - wall, time.process_time() - cpu), result
 
@@ -200,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="real-speech folder (default $KIDSASR_REAL_SPEECH or ../shared/real-speech)")
     parser.add_argument("--real", default="both", choices=("both", "read", "child", "none"),
                         help="which real-speech episodes to run")
-    parser.add_argument("--real-repeats", type=int, default=3, help="whole runs per tool on the real episodes")
+    parser.add_argument("--real-repeats", type=int, default=3,
+                        help="fresh whole runs per tool on the real episodes (median reported)")
+    parser.add_argument("--real-tools", default=",".join(bench_real.TOOLS),
+                        help="tools run on the real episodes, comma-separated")
     parser.add_argument("--skip-generated", action="store_true", help="run the real-speech episodes only")
     args = parser.parse_args(argv)
 
@@ -212,10 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_generated:
         wav, speech = generated_episode(args, style)
     if args.real != "none":
-        import bench_real
-
         print("\n" + bench_real.run(args.work, args.real_speech, args.model, cached_ct2(args.model), args.threads,
-                                    style, args.real_repeats, args.real))
+                                    style, args.real_repeats, args.real, tuple(args.real_tools.split(","))))
     if args.memory_hours and not args.skip_generated:
         from kidsasr.audio import load_audio
 

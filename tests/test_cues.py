@@ -123,6 +123,8 @@ def test_built_in_styles_hold_the_issue_numbers():
     for style in (KIDS, ADULT):
         assert (style.max_lines, style.max_line_width, style.min_duration, style.max_duration) == (2, 16, 0.833, 7)
         assert (style.min_gap, style.max_pause_in_cue, style.max_linger) == (0.083, 1.0, 0.5)
+    assert (KIDS.vad_threshold, KIDS.vad_min_silence_ms, ADULT.vad_threshold, ADULT.vad_min_silence_ms) == \
+        (0.35, 100, 0.5, 250)
 
 
 def test_style_from_a_file_and_clear_errors(tmp_path):
@@ -276,6 +278,17 @@ def test_speech_regions_clip_stretched_words_and_are_checked():
     assert any("without speech" in p for p in check_cue(loose, KIDS, speech_regions=[(0.9, 2.0), (5.0, 6.0)]))
     nowhere = Cue(10.0, 11.0, ["누구"], 0.9, [CueWord("누구", 10.0, 10.6, 0.9)])
     assert any("no speech" in p for p in check_cue(nowhere, KIDS, speech_regions=[(0.9, 2.0), (5.0, 6.0)]))
+
+
+def test_a_cue_ends_at_a_vad_silence_between_regions_even_where_word_times_show_no_pause():
+    # two clips 0.4 s apart: DTW ran the first word of the second clip on from the last of the first
+    words = [Word("그거야", 0.0, 0.6), Word("모르지.", 0.6, 1.4), Word("신기하다", 1.4, 2.3)]
+    regions = [(0.0, 1.2), (1.6, 2.4)]
+    cues = build_cues(words, KIDS, speech_regions=regions)
+    assert [c.lines for c in cues] == [["그거야 모르지"], ["신기하다"]]
+    assert cues[0].end <= 1.6 - KIDS.min_gap
+    touching = [(0.0, 1.2), (1.2 + KIDS.min_gap / 2, 2.4)]  # a VAD silence shorter than a cue gap ends nothing
+    assert len(build_cues(words, KIDS, speech_regions=touching)) == 1
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from kidsasr.asr.guards import (GuardOptions, apply_guards, cut_repetition, find_repetition, gate, needs_fallback,
-                                stock_phrase_spans, supported_by_audio)
+from kidsasr.asr.guards import (GuardOptions, apply_guards, cut_repetition, find_repetition, gate, loop_start_word,
+                                needs_fallback, stock_phrase_spans, supported_by_audio)
 from kidsasr.asr.models import Hypothesis, Word, compression_ratio
 
 
@@ -16,6 +16,13 @@ def test_repetition_tail_is_cut_keeping_the_first_occurrence():
     assert h.text == "오늘은 소풍 가는 날 하우스카"
     assert [w.text for w in h.words] == h.text.split()
     assert removed.count("하우스카") == 11
+
+
+def test_the_loop_takes_hold_at_its_units_first_word():
+    assert loop_start_word(hyp("오늘은 소풍 가는 날 " + "하우스카 " * 12)) == 4
+    assert loop_start_word(hyp("엉! 엉! 엉! 엉! 엉! 엉! 엉!")) == 0
+    assert loop_start_word(hyp("오늘은 소풍 가는 날")) is None
+    assert loop_start_word(hyp("하우스카 " * 12, timed=False)) is None
 
 
 def test_repetition_in_untimed_text_and_in_unspaced_text():

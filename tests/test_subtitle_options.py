@@ -100,6 +100,12 @@ def test_decode_options_from_the_command_line():
     options = run_options_from_args(parse("--vad-threshold", "0.7", "--vad-min-silence-ms", "500",
                                       "--vad-speech-pad-ms", "30", "--format", "smi,ttml", "--srt"))
     assert options.vad == VadOptions(threshold=0.7, min_silence_duration_ms=500, speech_pad_ms=30)
+    # not given: the style's speech detection (children: a lower threshold, shorter silences)
+    assert run_options_from_args(parse()).vad == VadOptions(threshold=0.35, min_silence_duration_ms=100)
+    assert run_options_from_args(parse("--style", "adult", "--vad-threshold", "0.6")).vad == \
+        VadOptions(threshold=0.6, min_silence_duration_ms=250)
+    with pytest.raises(ValueError, match="--vad-threshold"):
+        run_options_from_args(parse("--vad-threshold", "1.5"))
     assert options.formats == ("smi", "ttml", "srt")
     with pytest.raises(ValueError, match="unknown ass"):
         run_options_from_args(parse("--format", "ass"))

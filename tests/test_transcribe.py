@@ -292,12 +292,14 @@ def test_whisper_base_long_form_on_generated_episode(episode):
 
 class LoopsOnALoudPiece:
     """A scripted recogniser for the clip-splitting logic (kidsasr.asr.models.Recognizer's interface): each stretch
-    of sound in a clip becomes one word, and a clip holding a loud stretch loops over all of it, as Whisper does."""
+    of sound in a clip becomes one word, and a loud stretch starts a loop that runs to the end of the clip, as
+    Whisper's does; `timed`: the words before the loop and the loop's own come with times (else: text only)."""
 
     batch_size, clip_seconds = 8, 30.0
 
-    def __init__(self):
+    def __init__(self, timed: bool = False):
         self.calls: list[int] = []
+        self.timed = timed
 
     def transcribe_batch(self, clips, word_timestamps=False, beam_size=None, fallback=None):
         from kidsasr.asr.models import Hypothesis, compression_ratio
@@ -305,23 +307,38 @@ class LoopsOnALoudPiece:
         self.calls.append(len(clips))
         hyps = []
         for clip in clips:
-            if np.abs(clip).max() > 0.4:
-                text = "자, " * 30
-                hyps.append(Hypothesis(text, [], -0.2, compression_ratio(text), 0.0))
-                continue
             edges = np.flatnonzero(np.diff(np.concatenate([[0], (clip != 0).astype(int), [0]])))
-            words = [Word(f"말{k}", a / SR, b / SR, 0.9) for k, (a, b) in enumerate(zip(edges[::2], edges[1::2]))]
-            hyps.append(Hypothesis(" ".join(w.text for w in words), words, -0.2, 1.0, 0.0))
+            words = []
+            for k, (a, b) in enumerate(zip(edges[::2], edges[1::2])):
+                if np.abs(clip[a:b]).max() > 0.4:
+                    words += [Word("자,", (a + 0.3 * SR * j) / SR, (a + 0.3 * SR * (j + 1)) / SR, 0.9) for j in range(30)]
+                    break
+                words.append(Word(f"말{k}", a / SR, b / SR, 0.9))
+            text = " ".join(w.text for w in words)
+            looping = any(w.text == "자," for w in words)
+            hyps.append(Hypothesis(text, words if self.timed or not looping else [], -0.2, compression_ratio(text), 0.0))
         return hyps
 
 
-def test_a_loop_costs_only_the_piece_it_is_in():
+PIECES = [(0.0, 1.0), (2.0, 3.0), (4.0, 5.0), (6.0, 7.0)]
+LOUD_THIRD = [np.full(SR, 0.1 if k != 2 else 0.5, np.float32) for k in range(4)]
+
+
+def test_a_loop_without_word_times_costs_only_the_piece_it_is_in_by_halving():
     from kidsasr.asr.transcribe import Clip, _decode_splitting_loops
 
-    pieces = [(0.0, 1.0), (2.0, 3.0), (4.0, 5.0), (6.0, 7.0)]
-    audio = [np.full(SR, 0.1 if k != 2 else 0.5, np.float32) for k in range(4)]
     recognizer = LoopsOnALoudPiece()
-    decoded = _decode_splitting_loops([Clip(pieces, audio, [0.0] * 4)], recognizer, True, GuardOptions())
-    assert sorted((c.pieces, h.text.startswith("자,")) for c, h in decoded) == [
+    decoded = _decode_splitting_loops([Clip(PIECES, LOUD_THIRD, [0.0] * 4)], recognizer, True, GuardOptions())
+    assert sorted((c.pieces, "자," in h.text) for c, h in decoded) == [
         ([(0.0, 1.0), (2.0, 3.0)], False), ([(4.0, 5.0)], True), ([(6.0, 7.0)], False)]
     assert recognizer.calls == [1, 2, 2]  # the clip, its halves, the looping half's halves
+
+
+def test_a_loop_keeps_the_words_before_it_and_only_the_rest_is_decoded_again():
+    from kidsasr.asr.transcribe import Clip, _decode_splitting_loops
+
+    recognizer = LoopsOnALoudPiece(timed=True)
+    decoded = _decode_splitting_loops([Clip(PIECES, LOUD_THIRD, [0.0] * 4)], recognizer, True, GuardOptions())
+    assert sorted((c.pieces, h.text) for c, h in decoded) == [
+        ([(0.0, 1.0), (2.0, 3.0)], "말0 말1"), ([(4.0, 5.0)], " ".join(["자,"] * 30)), ([(6.0, 7.0)], "말0")]
+    assert recognizer.calls == [1, 2]  # the clip, then the looping piece alone beside the piece after it

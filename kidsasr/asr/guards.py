@@ -12,7 +12,9 @@ Every removal is returned as (text, reason) so callers can list it.
 Before the guards, a greedy hypothesis that loops or fails the compression or log-probability gates is decoded
 again with a beam (`needs_fallback`; Whisper's own fallback samples at rising temperatures instead): a greedy
 decoder that falls into a loop loses the rest of its 30 s clip, a beam rarely does. A clip of several pieces that
-still `loops` or fails a `gate` is decoded again in halves (kidsasr.asr.transcribe), so it costs only its piece.
+still loops keeps the words decoded before the loop (`loop_start_word`) and only the pieces from the loop's on are
+decoded again; one that fails a `gate` is decoded again in halves (kidsasr.asr.transcribe), so either costs only
+its piece.
 """
 
 from __future__ import annotations
@@ -156,6 +158,19 @@ def loops(hyp: Hypothesis, options: GuardOptions | None = None) -> bool:
     text = _source_text(hyp)
     return bool(text.strip()) and (find_repetition(text, o) is not None
                                    or hyp.compression_ratio > o.compression_ratio_threshold)
+
+
+def loop_start_word(hyp: Hypothesis, options: GuardOptions | None = None) -> int | None:
+    """Index of the word where a repetition loop's unit first occurs (the loop takes hold there: the words before
+    it were decoded before the loop began), or None: no loop found in the words."""
+    if not hyp.words:
+        return None
+    text = _source_text(hyp)
+    span = find_repetition(text, options)
+    if span is None:
+        return None
+    last = len(text[:span[0]].rstrip()) - 1  # the last character of the unit's first occurrence
+    return next(k for k, (_, end) in enumerate(_word_spans(hyp.words)) if end > last)
 
 
 def needs_fallback(hyp: Hypothesis, options: GuardOptions | None = None) -> bool:

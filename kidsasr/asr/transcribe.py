@@ -8,7 +8,8 @@ Two streaming passes over the decoded audio (kidsasr.audio.stream_audio, one chu
      clip time to episode time, each word into the region where it ends.
 Nothing outside a speech region is kept; music-dominated regions are not decoded unless songs are (GuardOptions.
 decode_songs: their words are marked sung); a clip whose greedy decode loops or fails the gates is decoded again
-with a beam, then, if it still does and holds several regions, in halves; regions of a clip that got no words are
+with a beam, then, if it still does and holds several regions, again in parts: from the piece where the loop took
+hold (the words before it kept), or in halves for a failed gate; regions of a clip that got no words are
 packed again among themselves and decoded once more; the guards (kidsasr.asr.guards) remove loops, failed decodes
 and stock hallucinations that remain. Everything removed is listed in `dropped` with its reason.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..audio import stream_audio
 from ..constants import SAMPLE_RATE, WHISPER_WINDOW_SECONDS
-from .guards import GuardOptions, apply_guards, gate, loops, needs_fallback
+from .guards import GuardOptions, apply_guards, gate, loop_start_word, loops, needs_fallback
 from .models import Fallback, Hypothesis, Recognizer, Word, compression_ratio
 from .vad import FRAME_SECONDS, SpeechDetector, VadOptions, music_dominance
 
@@ -91,10 +92,14 @@ class Clip:
             t += end - start + GAP_SECONDS
         return out
 
+    def part(self, a: int, b: int) -> "Clip":
+        """The clip of pieces [a, b) (audio and music shares kept)."""
+        return Clip(self.pieces[a:b], self.audio[a:b], self.music[a:b])
+
     def halves(self) -> list["Clip"]:
-        """The clip as two clips of its first and second half of pieces (audio and music shares kept)."""
+        """The clip as two clips of its first and second half of pieces."""
         m = len(self.pieces) // 2
-        return [Clip(self.pieces[a:b], self.audio[a:b], self.music[a:b]) for a, b in ((0, m), (m, len(self.pieces)))]
+        return [self.part(0, m), self.part(m, len(self.pieces))]
 
     def locate(self, start: float, end: float) -> tuple[int, float, float]:
         """(piece index, episode start, episode end) of a word at clip times [start, end].
@@ -334,16 +339,34 @@ def _add_segments(clip: Clip, hyp: Hypothesis, options: GuardOptions, result: Lo
 
 def _decode_splitting_loops(clips: list[Clip], recognizer: Recognizer, word_timestamps: bool, options: GuardOptions
                             ) -> list[tuple[Clip, Hypothesis]]:
-    """Decode clips (greedy, then a beam for those needs_fallback flags). A clip of several pieces that still loops or
-    fails the gates is decoded again as two halves, recursively: a loop or an unsure stretch then costs only the piece
-    it is in, which the guards cut or drop, instead of every piece packed with it (a looping decoder spends the token
-    budget of the whole clip; one unsure piece pulls the whole clip's log-probability under the gate)."""
+    """Decode clips (greedy, then a beam for those needs_fallback flags). A clip of several pieces that still loops
+    keeps the words decoded before the loop, and the piece where the loop took hold is decoded again on its own, the
+    pieces after it together (a looping decoder spends the token budget of the whole clip); one that fails the gates
+    is decoded again as two halves (one unsure piece pulls the whole clip's log-probability under the gate, and
+    nothing says which). Recursively: a loop or an unsure stretch costs only the piece it is in, which the guards
+    cut or drop, instead of every piece packed with it."""
     fallback = Fallback(lambda hyp: needs_fallback(hyp, options), options.fallback_beam_size)
     hyps = recognizer.transcribe_batch([_clip_audio(c) for c in clips], word_timestamps=word_timestamps,
                                        fallback=fallback)
     decoded, again = [], []
     for clip, hyp in zip(clips, hyps):
-        if len(clip.pieces) > 1 and (loops(hyp, options) or gate(hyp, options) is not None):
+        n = len(clip.pieces)
+        if n > 1 and loops(hyp, options):
+            first = loop_start_word(hyp, options)
+            if first is None:  # a loop without word times (or one only the compression ratio shows): halves
+                again.extend(clip.halves())
+                continue
+            w = hyp.words[first]
+            k = clip.locate(w.start, max(w.end, w.start))[0]
+            before = [v for v in hyp.words[:first] if clip.locate(v.start, max(v.end, v.start))[0] < k]
+            if before:
+                text = " ".join(v.text for v in before)
+                decoded.append((clip.part(0, k), replace(hyp, text=text, words=before,
+                                                         compression_ratio=compression_ratio(text))))
+            elif k:
+                again.append(clip.part(0, k))
+            again.extend(clip.part(a, b) for a, b in ((k, k + 1), (k + 1, n)) if b > a)
+        elif n > 1 and gate(hyp, options) is not None:
             again.extend(clip.halves())
         else:
             decoded.append((clip, hyp))

@@ -20,9 +20,8 @@ import numpy as np
 from ..audio import SAMPLE_RATE, load_audio, write_wav
 from ..synth.broadcast_mix import background_noise, db_to_gain, music_bed, music_loop, rms
 from ..fileio import write_json_atomic
-from .real_speech import canonical_text, real_speech_root, sentence_halves
+from .real_speech import canonical_text, load_clips, read_speech_manifest, real_speech_root, sentence_halves
 
-READ_SPEECH = Path("korean-read") / "manifest.jsonl"
 GAP_RANGE = (0.4, 2.0)
 MUSIC_DB = -22.0
 NOISE_DB = -40.0
@@ -41,17 +40,6 @@ class RealEpisode:
     duration: float
 
 
-def read_manifest(manifest: Path) -> list[dict]:
-    if not manifest.is_file():
-        raise RealSpeechMissing(f"{manifest}: the real read-speech manifest is not there; download the Deeply Korean "
-                                "Read Speech Corpus (github.com/deeplyinc/Korean-Read-Speech-Corpus) and pass its "
-                                "folder (--real-speech PATH or KIDSASR_REAL_SPEECH)")
-    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for row in rows:
-        row["audio"] = str(manifest.parent / row["audio"])
-    return rows
-
-
 def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLike | None = None, seed: int = 0,
                        half: str | None = None) -> RealEpisode:
     """Write `episode.wav`, `reference.vtt` and `spans.json` under `out_dir` (cached: an existing episode is reused).
@@ -65,13 +53,18 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     if wav.is_file() and reference.is_file() and spans_path.is_file():
         saved = json.loads(spans_path.read_text(encoding="utf-8"))
         return RealEpisode(wav, reference, [tuple(s) for s in saved["spans"]], saved["duration"])
-    rows = read_manifest(real_speech_root(real_speech) / READ_SPEECH)
+    manifest = read_speech_manifest(real_speech)
+    if manifest is None:
+        raise RealSpeechMissing(f"{real_speech_root(real_speech)}: the real read-speech manifest is not there; "
+                                "download the Deeply Korean Read Speech Corpus (github.com/deeplyinc/Korean-Read-"
+                                "Speech-Corpus) and pass its folder (--real-speech PATH or KIDSASR_REAL_SPEECH)")
+    rows = load_clips(manifest)
     if half is not None:
-        halves = sentence_halves([row["text"] for row in rows])
-        rows = [row for row in rows if halves[canonical_text(row["text"])] == half]
+        halves = sentence_halves([row.text for row in rows])
+        rows = [row for row in rows if halves[canonical_text(row.text)] == half]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
-    clips = [load_audio(rows[k]["audio"]) for k in order]
+    clips = [load_audio(rows[k].audio) for k in order]
     gaps = rng.uniform(*GAP_RANGE, size=len(clips) + 1)
     total = int(round((sum(c.size for c in clips) + sum(int(g * SAMPLE_RATE) for g in gaps))))
     speech = np.zeros(total, dtype=np.float32)
@@ -79,7 +72,7 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     for k, clip in zip(order, clips):
         speech[at:at + clip.size] = clip
         spans.append((at / SAMPLE_RATE, (at + clip.size) / SAMPLE_RATE))
-        texts.append(rows[k]["text"])
+        texts.append(rows[k].text)
         at += clip.size + int(gaps[len(spans)] * SAMPLE_RATE)
     level = rms(np.concatenate(clips))
     noise = background_noise(rng, total / SAMPLE_RATE, "pink")[:total] * (level * db_to_gain(NOISE_DB))
@@ -95,7 +88,7 @@ def build_real_episode(out_dir: str | os.PathLike, real_speech: str | os.PathLik
     _write_reference(reference, spans, texts)
     write_json_atomic(spans_path, {"spans": spans, "duration": total / SAMPLE_RATE, "seed": seed,
                                    "music": [lo / SAMPLE_RATE, (lo + bed.size) / SAMPLE_RATE],
-                                   "ids": [rows[k]["id"] for k in order]})
+                                   "ids": [rows[k].id for k in order]})
     return RealEpisode(wav, reference, spans, total / SAMPLE_RATE)
 
 

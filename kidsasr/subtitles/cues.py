@@ -7,8 +7,9 @@ Pure functions, no models. A style profile (`kidsasr/subtitles/styles/*.yaml`) h
    a finite timestamp are left out: cues are built only from timed words. Dots become one `…` (punctuation).
 2. units -> phrases: a silence longer than `max_pause_in_cue` or a change of speaker always ends a phrase. Each
    break between two units of a phrase gets a kind from its syntax (kidsasr.subtitles.syntax: sentence, clause,
-   phrase, word, or bound where a break would split a modifier from its noun or a verb construction). A short
-   sentence start the aligner left at the end of a phrase goes to the next one.
+   phrase, word, or bound where a break would split a modifier from its noun or a verb construction). With speech
+   regions (VAD), a silence longer than `min_gap` between the regions of two units also ends a phrase: the
+   aligner's word times often run on across the pause between two utterances.
 3. phrase -> cues: dynamic programming over break positions; a cue must fit in `max_lines` lines of
    `max_line_width` and last at most `max_duration`; each break costs by its kind (cheaper in a pause); a cue
    that could not be read at `max_cps`, holds one word cut from its phrase, or ends a sentence and starts the
@@ -75,7 +76,8 @@ _BALANCE = 0.25
 # Beyond these no screen or viewer can follow; a value past them is a typo, refused when the style is read
 # rather than after an hour of decoding.
 STYLE_LIMITS = {"max_lines": 5, "max_line_width": 100.0, "min_duration": 30.0, "max_duration": 30.0,
-                "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0}
+                "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0,
+                "vad_threshold": 1.0, "vad_min_silence_ms": 10_000}
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,10 @@ class Style:
     max_lead: float = 0.125
     fps: float = 29.97  # cue times are snapped to this frame grid; minimums and gaps are whole frames
     songs: str = "mark"  # sung stretches: "mark" (lyrics between ♪ marks) or "omit" (left out)
+    # speech detection (kidsasr.subtitles.runner.vad_options_for): speech probability above which a frame is
+    # speech, and the silence that ends a speech region
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 300
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -105,7 +111,7 @@ class Style:
         for key, limit in STYLE_LIMITS.items():
             if getattr(self, key) > limit:
                 raise ValueError(f"style {self.name}: {key} must be at most {limit:g} (got {getattr(self, key):g})")
-        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue", "fps"):
+        for key in ("max_line_width", "max_duration", "max_cps", "max_pause_in_cue", "fps", "vad_threshold"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"style {self.name}: {key} must be positive")
         if self.min_duration > self.max_duration:
@@ -203,13 +209,16 @@ def build_cues(words: Iterable[TimedWord], style: Style, speech_regions: Sequenc
     """Cues for one episode from its timed words (absolute times, in any order).
 
     With `speech_regions` (VAD), word times are clipped to the speech region they overlap most, so a word whose
-    end the aligner stretched into a silence does not keep its cue on screen there.
+    end the aligner stretched into a silence does not keep its cue on screen there, and a cue always ends at a
+    silence between two regions that is longer than `min_gap` (word times alone can show no pause there).
     """
     units = [u for u in _spacing_units(words) if not (u.sung and style.songs == "omit")]
+    silence_before = [0.0] * len(units)
     if speech_regions:
-        units = _clip_to_regions(units, _sorted_regions(speech_regions))
+        regions = _sorted_regions(speech_regions)
+        units, silence_before = _clip_to_regions(units, regions)
     timing = on_frames(style)  # minimums rounded up to whole frames, so that they hold after snapping
-    phrases = _sentence_starts_moved([_with_break_kinds(units[a:b]) for a, b in _phrases(units, style)])
+    phrases = [_with_break_kinds(units[a:b]) for a, b in _phrases(units, style, silence_before)]
     groups: list[list[CueWord]] = []
     for k, phrase in enumerate(phrases):
         next_start = phrases[k + 1][0].start if k + 1 < len(phrases) else math.inf
@@ -226,24 +235,6 @@ def _needed_seconds(lines: Sequence[str], style: Style) -> float:
 def _with_break_kinds(phrase: list[CueWord]) -> list[CueWord]:
     kinds = boundary_kinds([u.text for u in phrase])
     return [replace(u, break_after=kind) for u, kind in zip(phrase, [*kinds, "pause"])]
-
-
-def _sentence_starts_moved(phrases: list[list[CueWord]]) -> list[list[CueWord]]:
-    """A short word that starts a new sentence at the very end of a phrase, right before a long pause, goes to the
-    next phrase: "…소개하겠습니다 혹시" + pause + "그때까지…". The aligner often puts the first word of the next
-    stretch of speech at the end of the previous one; left there it would end a cue as a sentence-start stub.
-    It keeps its duration and ends where the next phrase starts (never earlier than it was timed)."""
-    for k in range(len(phrases) - 1):
-        here, after = phrases[k], phrases[k + 1]
-        if len(here) < 2 or here[-2].break_after != "sentence" or _different_speakers(here[-1], after[0]) \
-                or reading_length(here[-1].text) > STUB_CHARS \
-                or boundary_kinds([here[-1].text, after[0].text])[0] == "sentence":
-            continue
-        word = here.pop()
-        start = max(word.start, after[0].start - (word.end - word.start))
-        here[-1] = replace(here[-1], break_after="pause")
-        phrases[k + 1] = _with_break_kinds([replace(word, start=start, end=after[0].start), *after])
-    return phrases
 
 
 def _spacing_units(words: Iterable[TimedWord]) -> list[CueWord]:
@@ -284,9 +275,12 @@ def _sorted_regions(regions: Sequence[tuple[float, float]]) -> list[tuple[float,
     return sorted((float(s), float(e)) for s, e in regions if e > s)
 
 
-def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -> list[CueWord]:
+def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -> tuple[list[CueWord], list[float]]:
+    """Each unit's times clipped to the region it overlaps most; and for each unit, the longest silence between
+    regions that lies between its region and the previous unit's (0.0 for the first unit, or where a unit overlaps
+    no region)."""
     starts = [s for s, _ in regions]
-    clipped = []
+    clipped, region_of = [], []
     for u in units:
         best, best_overlap = None, 0.0
         for k in range(max(0, bisect_left(starts, u.start) - 1), len(regions)):
@@ -295,26 +289,32 @@ def _clip_to_regions(units: list[CueWord], regions: list[tuple[float, float]]) -
                 break
             overlap = min(e, u.end) - max(s, u.start)
             if overlap > best_overlap:
-                best, best_overlap = (s, e), overlap
+                best, best_overlap = k, overlap
+        region_of.append(best)
         if best is None:
             clipped.append(u)
         else:
-            start = max(u.start, best[0])
-            clipped.append(CueWord(u.text, start, max(start, min(u.end, best[1])), u.probability, u.speaker,
-                                   u.sung))
-    return clipped
+            start = max(u.start, regions[best][0])
+            clipped.append(replace(u, start=start, end=max(start, min(u.end, regions[best][1]))))
+    silence_before = [0.0] * len(units)
+    for n in range(1, len(units)):
+        a, b = region_of[n - 1], region_of[n]
+        if a is not None and b is not None and b > a:
+            silence_before[n] = max(regions[m + 1][0] - regions[m][1] for m in range(a, b))
+    return clipped, silence_before
 
 
 def _different_speakers(a: CueWord, b: CueWord) -> bool:
     return a.speaker is not None and b.speaker is not None and a.speaker != b.speaker
 
 
-def _phrases(units: list[CueWord], style: Style) -> list[tuple[int, int]]:
-    """[first, last) unit ranges separated by a long silence, a change of speaker, or a song starting or ending."""
+def _phrases(units: list[CueWord], style: Style, silence_before: list[float]) -> list[tuple[int, int]]:
+    """[first, last) unit ranges separated by a long silence between words, a VAD silence longer than `min_gap`
+    between their speech regions, a change of speaker, or a song starting or ending."""
     bounds = [0]
     for k in range(1, len(units)):
-        if units[k].start - units[k - 1].end > style.max_pause_in_cue or _different_speakers(units[k - 1], units[k]) \
-                or units[k].sung != units[k - 1].sung:
+        if units[k].start - units[k - 1].end > style.max_pause_in_cue or silence_before[k] > style.min_gap \
+                or _different_speakers(units[k - 1], units[k]) or units[k].sung != units[k - 1].sung:
             bounds.append(k)
     bounds.append(len(units))
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]

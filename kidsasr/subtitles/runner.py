@@ -30,7 +30,7 @@ import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -62,12 +62,12 @@ TRUNCATION_TOLERANCE = 0.1  # seconds the decoded audio may fall short of the he
 class RunOptions:
     """Per-run settings besides the model and the style: extra formats beside the main file (whose format comes
     from its name), per-cue confidences as NOTE blocks in VTT files, the SAMI encoding, the speech detector's
-    settings."""
+    settings (None: the style's, vad_options_for)."""
 
     formats: tuple[str, ...] = ()
     notes: bool = False
     smi_encoding: str = "utf-8"
-    vad: VadOptions = field(default_factory=VadOptions)
+    vad: VadOptions | None = None
 
 
 @dataclass
@@ -107,7 +107,8 @@ def subtitle_file(path: str | os.PathLike, out: str | os.PathLike, recognizer, s
         main_format = format_of(out)
         if main_format is None:
             return failed(f"{out.name}: no subtitle format for {out.suffix!r} (choose from {', '.join(FORMATS)})")
-        transcript = transcribe_long(path, recognizer, word_timestamps=True, vad_options=options.vad,
+        transcript = transcribe_long(path, recognizer, word_timestamps=True,
+                                     vad_options=options.vad or vad_options_for(style),
                                      guard_options=guard_options_for(style),
                                      progress=progress)
         cues = build_cues(transcript.words, style, transcript.speech_regions)
@@ -144,6 +145,11 @@ def _calibration(recognizer) -> Calibration | None:
     """The recogniser's confidence calibration (kidsasr calibrate), when its model has one."""
     found = find_calibration(getattr(recognizer, "name", "").split(":", 1)[-1])  # "ct2:PATH" -> PATH
     return Calibration.load(found) if found else None
+
+
+def vad_options_for(style: Style) -> VadOptions:
+    """The speech detector's settings a style asks for (`kids`: 0.35 and 100 ms, `adult`: 0.5 and 250 ms)."""
+    return VadOptions(threshold=style.vad_threshold, min_silence_duration_ms=style.vad_min_silence_ms)
 
 
 def guard_options_for(style: Style) -> GuardOptions:
@@ -372,10 +378,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     decoding.add_argument("--threads", type=int, default=0, help="CPU threads for decoding, 0: every core" + d)
     vad = parser.add_argument_group("speech detection (silero-vad)")
     defaults = VadOptions()
-    vad.add_argument("--vad-threshold", type=float, default=defaults.threshold,
-                     help="speech probability above which a frame is speech" + d)
-    vad.add_argument("--vad-min-silence-ms", type=int, default=defaults.min_silence_duration_ms,
-                     help="silence that ends a speech region, in ms" + d)
+    vad.add_argument("--vad-threshold", type=float, default=None,
+                     help="speech probability above which a frame is speech (default: the style's, kids 0.35, "
+                          "adult 0.5)")
+    vad.add_argument("--vad-min-silence-ms", type=int, default=None,
+                     help="silence that ends a speech region, in ms (default: the style's, kids 100, adult 250)")
     vad.add_argument("--vad-speech-pad-ms", type=int, default=defaults.speech_pad_ms,
                      help="padding added on each side of a speech region, in ms" + d)
     cues = parser.add_argument_group("cue rules for this run (override the style profile's)")
@@ -396,14 +403,20 @@ def style_from_args(args: argparse.Namespace) -> Style:
     return replace(style, **overrides) if overrides else style
 
 
-def run_options_from_args(args: argparse.Namespace) -> RunOptions:
-    """Extra formats, notes, SAMI encoding and VAD settings (raises ValueError for an unknown format)."""
+def run_options_from_args(args: argparse.Namespace, style: Style | None = None) -> RunOptions:
+    """Extra formats, notes, SAMI encoding and VAD settings, the style's where not given (raises ValueError for an
+    unknown format or a threshold outside (0, 1])."""
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()] + (["srt"] if args.srt else [])
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"--format: unknown {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
-    vad = VadOptions(threshold=args.vad_threshold, min_silence_duration_ms=args.vad_min_silence_ms,
-                     speech_pad_ms=args.vad_speech_pad_ms)
+    if args.vad_threshold is not None and not 0 < args.vad_threshold <= 1:
+        raise ValueError(f"--vad-threshold must be in (0, 1], not {args.vad_threshold:g}")
+    vad = vad_options_for(style or style_from_args(args))
+    vad = replace(vad, speech_pad_ms=args.vad_speech_pad_ms,
+                  **{key: value for key, value in (("threshold", args.vad_threshold),
+                                                   ("min_silence_duration_ms", args.vad_min_silence_ms))
+                     if value is not None})
     return RunOptions(tuple(dict.fromkeys(formats)), args.notes, args.smi_encoding, vad)
 
 
@@ -446,7 +459,7 @@ def _run(args: argparse.Namespace, source: Path) -> int:
         return 2
     try:
         style = style_from_args(args)
-        options = run_options_from_args(args)
+        options = run_options_from_args(args, style)
     except ValueError as e:
         print(f"kidsasr subtitle: {e}", file=sys.stderr)
         return 2
