@@ -47,6 +47,7 @@ from ..constants import DEFAULT_MODEL
 from ..evaluation.metrics import score as score_texts
 from ..fileio import BusyError, remove_stale_parts, run_lock, write_json_atomic, write_text_atomic
 from ..manifest import load_split
+from .anchor import PullToStart
 from .augment import Augmenter
 from .collators import CTCCollator, ClipSource, WhisperCollator
 from .data import (SplitData, add_bank_speech, build_vocab, describe, from_units, load_training_split,
@@ -281,6 +282,7 @@ def build(recipe: Recipe, out_dir: Path, cache_dir: Path, splits: dict[str, Spli
         compute_metrics=_metrics_fn(processor, m.family, m.vocab_unit),
         callbacks=[EpochTracker(clips)] + ([TimeBudget(t.max_minutes)] if t.max_minutes else [])
         + ([EarlyStoppingCallback(t.early_stopping_patience)] if args.load_best_model_at_end else [])
+        + ([PullToStart(model, t.pull_to_start)] if t.pull_to_start else [])
         + [AgreedStop()],
         **extra,
     )

@@ -20,6 +20,7 @@ from ..constants import DEFAULT_MODEL
 
 MODEL_FAMILIES = ("whisper", "wav2vec2")
 VOCAB_UNITS = ("syllable", "jamo")
+DECODER_TRAINABLE = ("all", "cross_attention", "none")
 TEXT_FIELDS = ("text", "text_pron")
 
 
@@ -36,7 +37,10 @@ class ModelConfig:
     vocab_unit: str = "syllable"  # CTC only: syllable | jamo
     freeze_feature_encoder: bool = True  # CTC only: the convolutional front end
     frozen_encoder_layers: int = 0  # lower encoder layers kept fixed (with the convolutional front end)
-    freeze_decoder: bool = False  # Whisper only
+    # Whisper only: which decoder weights train: all | cross_attention (its attention over the encoder and that
+    # attention's layer norm; the token embeddings, self-attention and feed-forward layers, its language model,
+    # stay as they were) | none
+    decoder_trainable: str = "all"
     # Whisper only: keep just these decoder layers of the start model, in order (distil-whisper's shrink and
     # fine-tune, e.g. [0, 5] of whisper-base's six); each decoding step and each word alignment then costs about
     # half. Empty keeps every layer.
@@ -104,6 +108,7 @@ class TrainConfig:
     lr_scheduler: str = "linear"
     warmup_steps: int = 0
     weight_decay: float = 0.0
+    pull_to_start: float = 0.0  # > 0: L2-SP towards the start weights (kidsasr.training.anchor)
     bf16: bool = True  # used only where a GPU supports it
     group_by_length: bool = True
     logging_steps: int = 10
@@ -162,6 +167,10 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     m, d, a, t, e = recipe.model, recipe.data, recipe.augment, recipe.train, recipe.export
     need(m.family in MODEL_FAMILIES, "model.family", f"must be one of {MODEL_FAMILIES}", m.family)
     need(bool(m.name_or_path), "model.name_or_path", "must name a model", m.name_or_path)
+    need(m.decoder_trainable in DECODER_TRAINABLE, "model.decoder_trainable", f"must be one of {DECODER_TRAINABLE}",
+         m.decoder_trainable)
+    need(m.decoder_trainable == "all" or m.family == "whisper", "model.decoder_trainable", "Whisper only",
+         m.decoder_trainable)
     need(m.vocab_unit in VOCAB_UNITS, "model.vocab_unit", f"must be one of {VOCAB_UNITS}", m.vocab_unit)
     need(m.frozen_encoder_layers >= 0, "model.frozen_encoder_layers", "must be >= 0", m.frozen_encoder_layers)
     need(m.decoder_layers == sorted(set(m.decoder_layers)) and min(m.decoder_layers, default=0) >= 0,
@@ -224,6 +233,7 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
     need(t.learning_rate > 0, "train.learning_rate", "must be > 0", t.learning_rate)
     need(t.warmup_steps >= 0, "train.warmup_steps", "must be >= 0", t.warmup_steps)
     need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0", t.weight_decay)
+    need(t.pull_to_start >= 0, "train.pull_to_start", "must be >= 0", t.pull_to_start)
     need(t.early_stopping_patience >= 0, "train.early_stopping_patience", "must be >= 0", t.early_stopping_patience)
     need(t.encoder_cache_layer >= 0, "train.encoder_cache_layer", "must be >= 0", t.encoder_cache_layer)
     need(t.encoder_cache_layer == 0 or m.family == "whisper", "train.encoder_cache_layer",

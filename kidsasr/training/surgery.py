@@ -91,9 +91,13 @@ def freeze_whisper(model, recipe: Recipe) -> None:
     if m.frozen_encoder_layers:
         for module in (enc.conv1, enc.conv2, *enc.layers[: m.frozen_encoder_layers]):
             module.requires_grad_(False)
-    if m.freeze_decoder:
+    if m.decoder_trainable != "all":
         model.get_decoder().requires_grad_(False)
         model.proj_out.requires_grad_(False)
+    if m.decoder_trainable == "cross_attention":
+        for layer in model.get_decoder().layers:
+            layer.encoder_attn.requires_grad_(True)
+            layer.encoder_attn_layer_norm.requires_grad_(True)
 
 
 def ctc_processor(vocab: dict[str, int], out_dir: Path) -> Wav2Vec2Processor:
