@@ -81,18 +81,25 @@ def _utterance_episode(report: ReadReport, label: str, episode_id: str, audio: P
                    metadata=metadata or {})
 
 
-def read_freetalk(root: Path, report: ReadReport) -> Iterator[Episode]:
-    """자유대화 음성: one JSON per utterance (`발화정보`, `녹음자정보`, `대화정보`)."""
+def _json_labels(root: Path, report: ReadReport, key: str, kind: type, missing: str
+                 ) -> Iterator[tuple[Path, dict, object, dict[str, Path]]]:
+    """Each JSON label under root whose `key` holds a `kind`, with the folder's audio index; the rest reported."""
     files = corpus_files(root, report)
     audio = _audio_index(files)
     for path in _with_suffix(files, ".json"):
         doc = _read_json(path, report)
         if doc is None:
             continue
-        info = doc.get("발화정보")
-        if not isinstance(info, dict):
-            report.add(ReadIssue(str(path), "not a 자유대화 label: no 발화정보", path.stem))
+        value = doc.get(key)
+        if not isinstance(value, kind):
+            report.add(ReadIssue(str(path), missing, path.stem))
             continue
+        yield path, doc, value, audio
+
+
+def read_freetalk(root: Path, report: ReadReport) -> Iterator[Episode]:
+    """자유대화 음성: one JSON per utterance (`발화정보`, `녹음자정보`, `대화정보`)."""
+    for path, doc, info, audio in _json_labels(root, report, "발화정보", dict, "not a 자유대화 label: no 발화정보"):
         # fileNm sometimes carries typos such as ".wavp": the JSON's own stem is the fallback
         named = Path(str(info.get("fileNm") or "")).stem
         wav = audio.get(named) or audio.get(path.stem)
@@ -156,16 +163,8 @@ def read_kspon(root: Path, report: ReadReport) -> Iterator[Episode]:
 
 def read_broadcast_dialogue(root: Path, report: ReadReport) -> Iterator[Episode]:
     """방송 콘텐츠 대화체: `metadata`, `speaker[]`, `utterance[]` with float-second times."""
-    files = corpus_files(root, report)
-    audio = _audio_index(files)
-    for path in _with_suffix(files, ".json"):
-        doc = _read_json(path, report)
-        if doc is None:
-            continue
-        utterances = doc.get("utterance")
-        if not isinstance(utterances, list):
-            report.add(ReadIssue(str(path), "not a broadcast-dialogue label: no utterance list", path.stem))
-            continue
+    for path, doc, utterances, audio in _json_labels(root, report, "utterance", list,
+                                                     "not a broadcast-dialogue label: no utterance list"):
         report.sentences_read += len(utterances)
         wav = audio.get(path.stem)
         if wav is None:
