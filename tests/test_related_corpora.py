@@ -89,3 +89,20 @@ def test_unknown_layout_is_a_clear_error(tmp_path: Path):
     (tmp_path / "x.json").write_text("{\"hello\": 1}", encoding="utf-8")
     with pytest.raises(ValueError, match="no recognisable corpus layout"):
         list(read_any(tmp_path))
+
+
+@pytest.mark.parametrize("layout, good, stray, reason", [
+    ("freetalk", freetalk_label("kid_0001.wav", "공룡이 좋아요", 2.0), {"발화정보": "빈칸"},
+     "not a 자유대화 label: no 발화정보"),
+    ("broadcast_dialogue", {"utterance": [{"id": "u1", "start": 0.5, "end": 1.5, "form": "네", "speaker_id": "1"}]},
+     {"utterance": {"id": "u1"}}, "not a broadcast-dialogue label: no utterance list"),
+])
+def test_a_label_of_the_wrong_shape_is_reported_by_name_and_the_rest_read(tmp_path: Path, layout, good, stray,
+                                                                          reason):
+    write_wav(tmp_path / "kid_0001.wav", tone(2.0))
+    (tmp_path / "kid_0001.json").write_text(json.dumps(good, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "kid_0002.json").write_text(json.dumps(stray, ensure_ascii=False), encoding="utf-8")
+    report = ReadReport()
+    episodes = list(read_any(tmp_path, report, layout=layout))
+    assert [e.id for e in episodes] == ["kid_0001"]
+    assert [(Path(i.path).name, i.reason) for i in report.errors] == [("kid_0002.json", reason)]
