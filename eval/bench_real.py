@@ -19,6 +19,7 @@ stock hallucinations, by activity (singing, talking, reading, refusing).
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -100,11 +101,20 @@ def read_scores(vtt: Path, reference: Path, style) -> dict:
 
 
 def child_scores(vtt: Path, clips) -> dict:
-    """The child episode's figures for one subtitle file (kidsasr.evaluation.child_episode.score_child_cues)."""
-    from kidsasr.evaluation.child_episode import score_child_cues
+    """The child episode's figures for one subtitle file (kidsasr.evaluation.child_episode.score_child_cues), and
+    where kidsasr's review side file is beside it, why each clip without a cue has none (counts by reason)."""
+    from kidsasr.evaluation.child_episode import score_child_cues, why_no_cue
     from kidsasr.evaluation.longform import read_subtitles
+    from kidsasr.subtitles.cues import cues_json_path
 
-    return score_child_cues([(c.start, c.end, c.text) for c in read_subtitles(vtt)], clips)
+    cues = [(c.start, c.end, c.text) for c in read_subtitles(vtt)]
+    scores = score_child_cues(cues, clips)
+    side = cues_json_path(vtt)
+    if side.is_file():
+        review = json.loads(side.read_text(encoding="utf-8"))
+        reasons = why_no_cue(clips, cues, review["speech_regions"] or [], review.get("dropped", []))
+        scores["no_cue_reasons"] = {reason: len(ids) for reason, ids in reasons.items()}
+    return scores
 
 
 def read_episode_rows(work: Path, real_speech: Path | None, model: str, ct2_dir: Path, threads: int, style,
@@ -174,6 +184,9 @@ def report(rows: list[dict], model: str, threads: int, repeats: int) -> str:
             lines.append(f"by activity, {r['tool']}: " + "; ".join(
                 f"{a} {v['clips']} clips, {pct(v['with_cue'])} with a cue, {pct(v['covered'])} covered"
                 for a, v in r["by_activity"].items()))
+        lines += [f"why clips got no cue, {r['tool']}: " + ("; ".join(
+            f"{n} {reason}" for reason, n in r["no_cue_reasons"].items()) or "every clip got one")
+            for r in child if "no_cue_reasons" in r]
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ tiny hand-made subtitle files the way it scores the real episodes."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -39,6 +40,22 @@ def test_child_scores_read_the_written_file(tmp_path):
     clips = [ChildClip("a", "other", 1.0, 2.0), ChildClip("b", "singing", 3.0, 5.0)]
     r = bench_real.child_scores(_vtt(tmp_path / "c.vtt", [(1.0, 2.0, "엄마")]), clips)
     assert r["clips_with_cue"] == pytest.approx(0.5) and r["speech_covered"] == pytest.approx(1 / 3)
+    assert "no_cue_reasons" not in r  # faster-whisper writes no review side file
+
+
+def test_child_scores_say_why_clips_got_no_cue_from_kidsasr_side_file(tmp_path):
+    clips = [ChildClip("a", "other", 1.0, 2.0), ChildClip("b", "singing", 3.0, 5.0), ChildClip("c", "other", 6.0, 7.0)]
+    vtt = _vtt(tmp_path / "kidsasr-1.vtt", [(1.0, 2.0, "엄마")])
+    (tmp_path / "kidsasr-1.cues.json").write_text(json.dumps({
+        "speech_regions": [[0.9, 2.1], [2.9, 5.1]], "cues": [],
+        "dropped": [{"start": 3.0, "end": 5.0, "text": "랄랄라", "reason": "compression ratio 2.80 > 2.4"}]}),
+        encoding="utf-8")
+    r = bench_real.child_scores(vtt, clips)
+    assert r["no_cue_reasons"] == {"compression ratio": 1, "no speech found (VAD)": 1}
+    rows = [{"episode": "real child speech", "tool": "kidsasr", "duration": 8.0, "wall": 1.0, "cpu": 1.0, "load": 0.0,
+             "rtf": 0.1, **r}]
+    assert "why clips got no cue, kidsasr: 1 compression ratio; 1 no speech found (VAD)" in \
+        bench_real.report(rows, "openai/whisper-base", 2, 1)
 
 
 def test_a_fresh_process_is_timed_with_the_load_and_reported(tmp_path):

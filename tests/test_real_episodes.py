@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from kidsasr.evaluation.child_episode import ChildClip, build_child_episode, score_child_cues
+from kidsasr.evaluation.child_episode import (NO_SPEECH_FOUND, NO_WORDS, ChildClip, build_child_episode,
+                                             guard_reason_kind, score_child_cues, why_no_cue)
 from kidsasr.evaluation.longform import TimedText, reference_span_scores
 from kidsasr.evaluation.real_speech import real_speech_root
 
@@ -34,6 +35,22 @@ def test_child_cues_scored_per_clip_with_the_longest_uncued_run():
     assert r["longest_uncued_stretch"] == pytest.approx(9.0 - 3.0)  # clips b, c, d
     assert r["stock_hallucinations"] == ["시청해주셔서 감사합니다"]
     assert r["by_activity"]["singing"] == {"clips": 1, "with_cue": 0.0, "covered": 0.0}
+
+
+def test_each_clip_without_a_cue_gets_the_first_step_that_lost_it():
+    clips = [ChildClip("cued", "other", 1.0, 2.0), ChildClip("silent", "other", 3.0, 4.0),
+             ChildClip("loop", "singing", 5.0, 6.0), ChildClip("unsure", "other", 7.0, 8.0),
+             ChildClip("empty", "other", 9.0, 10.0), ChildClip("tail", "other", 11.0, 12.0)]
+    regions = [(0.9, 2.1), (4.9, 8.1), (8.9, 12.1)]  # nothing found over "silent"
+    dropped = [{"start": 5.0, "end": 6.0, "text": "자 자 자", "reason": "repetition loop"},
+               {"start": 7.2, "end": 7.9, "text": "음", "reason": "low log-probability (-1.31 < -1.0)"},
+               {"start": 11.5, "end": 11.5, "text": "네", "reason": "outside speech"}]  # a point in time
+    reasons = why_no_cue(clips, [(1.2, 1.8, "안녕")], regions, dropped)
+    assert reasons == {NO_SPEECH_FOUND: ["silent"], "repetition loop": ["loop"], "low log-probability": ["unsure"],
+                       NO_WORDS: ["empty"], "outside speech": ["tail"]}
+    assert guard_reason_kind("no speech (p=0.91, logprob=-1.40)") == "no speech"
+    assert guard_reason_kind("compression ratio 2.61 > 2.4") == "compression ratio"
+    assert guard_reason_kind("music-dominated (0.71 > 0.6)") == "music-dominated"
 
 
 def _child_set():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -106,3 +107,34 @@ def score_child_cues(cues: Sequence[tuple[float, float, str]], clips: Sequence[C
             "speech_covered": sum(covered) / speech if speech else 0.0, "longest_uncued_stretch": longest,
             "stock_hallucinations": [text for _, _, text in cues if stock_phrase_spans(text)],
             "by_activity": by_activity}
+
+
+NO_SPEECH_FOUND = "no speech found (VAD)"
+NO_WORDS = "speech found, decoded to no words"
+
+
+def guard_reason_kind(reason: str) -> str:
+    """A guard's reason without its figures: "low log-probability (-1.20 < -1.0)" -> "low log-probability"."""
+    return re.split(r" \(| \d", reason, maxsplit=1)[0]
+
+
+def why_no_cue(clips: Sequence[ChildClip], cues: Sequence[tuple[float, float, str]],
+               speech_regions: Sequence[Sequence[float]], dropped: Sequence[dict]) -> dict[str, list[str]]:
+    """Why each clip without a cue has none, read off kidsasr's review side file (`OUT.cues.json`): the first step
+    from audio to cue that lost it. No speech region over the clip (VAD); else a guard removed what was decoded
+    there (`dropped` rows {start, end, text, reason}, by reason without its figures); else the decoder gave no
+    words for it. Returns reason -> clip ids, in clip order."""
+    def overlaps(a: float, b: float, start: float, end: float) -> bool:
+        return start < b and end > a if end > start else a <= start <= b
+
+    reasons: dict[str, list[str]] = {}
+    for clip in clips:
+        if any(overlaps(clip.start, clip.end, s, e) for s, e, _ in cues):
+            continue
+        if not any(overlaps(clip.start, clip.end, s, e) for s, e in speech_regions):
+            reason = NO_SPEECH_FOUND
+        else:
+            removed = [d for d in dropped if overlaps(clip.start, clip.end, d["start"], d["end"])]
+            reason = guard_reason_kind(removed[0]["reason"]) if removed else NO_WORDS
+        reasons.setdefault(reason, []).append(clip.id)
+    return dict(sorted(reasons.items(), key=lambda item: -len(item[1])))
