@@ -125,6 +125,8 @@ def test_built_in_styles_hold_the_issue_numbers():
         assert (style.min_gap, style.max_pause_in_cue, style.max_linger) == (0.083, 1.0, 0.5)
     assert (KIDS.vad_threshold, KIDS.vad_min_silence_ms, ADULT.vad_threshold, ADULT.vad_min_silence_ms) == \
         (0.35, 100, 0.5, 250)
+    # silero's minimum speech: 100 ms cut the child's episode into more wordless pieces (eval/RESULTS.md)
+    assert KIDS.vad_min_speech_ms == ADULT.vad_min_speech_ms == 250
 
 
 def test_style_from_a_file_and_clear_errors(tmp_path):

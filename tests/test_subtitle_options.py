@@ -23,7 +23,8 @@ from test_models import espeak, make_tiny_ctc
 
 SR = 16000
 OPTIONS = ["--format", "--srt", "--notes", "--smi-encoding", "--beam-size", "--initial-prompt", "--hotwords",
-           "--batch-size", "--threads", "--vad-threshold", "--vad-min-silence-ms", "--vad-speech-pad-ms",
+           "--batch-size", "--threads", "--vad-threshold", "--vad-min-silence-ms", "--vad-min-speech-ms",
+           "--vad-speech-pad-ms",
            "--max-line-width", "--max-lines", "--max-cps", "--fps"]
 
 
@@ -92,20 +93,25 @@ def test_cue_rule_overrides_change_the_cues():
         style_from_args(parse("--max-lines", "0"))
 
 
-def test_decode_options_from_the_command_line():
+def test_decode_options_from_the_command_line(tmp_path):
     args = parse("--beam-size", "4", "--initial-prompt", "토끼와 거북이", "--hotwords", "뽀로로 크롱",
                  "--batch-size", "3", "--threads", "2")
     assert decode_options_from_args(args) == {"beam_size": 4, "batch_size": 3, "num_threads": 2,
                                               "initial_prompt": "토끼와 거북이", "hotwords": "뽀로로 크롱"}
     options = run_options_from_args(parse("--vad-threshold", "0.7", "--vad-min-silence-ms", "500",
-                                      "--vad-speech-pad-ms", "30", "--format", "smi,ttml", "--srt"))
-    assert options.vad == VadOptions(threshold=0.7, min_silence_duration_ms=500, speech_pad_ms=30)
+                                      "--vad-min-speech-ms", "120", "--vad-speech-pad-ms", "30",
+                                      "--format", "smi,ttml", "--srt"))
+    assert options.vad == VadOptions(threshold=0.7, min_silence_duration_ms=500, min_speech_duration_ms=120,
+                                     speech_pad_ms=30)
     # not given: the style's speech detection (children: a lower threshold, shorter silences)
     assert run_options_from_args(parse()).vad == VadOptions(threshold=0.35, min_silence_duration_ms=100)
     assert run_options_from_args(parse("--style", "adult", "--vad-threshold", "0.6")).vad == \
         VadOptions(threshold=0.6, min_silence_duration_ms=250)
     with pytest.raises(ValueError, match="--vad-threshold"):
         run_options_from_args(parse("--vad-threshold", "1.5"))
+    profile = tmp_path / "short-words.yaml"
+    profile.write_text("name: short-words\nvad_min_speech_ms: 120\n")
+    assert run_options_from_args(parse("--style", str(profile))).vad.min_speech_duration_ms == 120
     assert options.formats == ("smi", "ttml", "srt")
     with pytest.raises(ValueError, match="unknown ass"):
         run_options_from_args(parse("--format", "ass"))

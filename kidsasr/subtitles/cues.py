@@ -77,7 +77,7 @@ _BALANCE = 0.25
 # rather than after an hour of decoding.
 STYLE_LIMITS = {"max_lines": 5, "max_line_width": 100.0, "min_duration": 30.0, "max_duration": 30.0,
                 "max_cps": 60.0, "min_gap": 5.0, "max_pause_in_cue": 30.0, "max_linger": 10.0, "max_lead": 10.0,
-                "vad_threshold": 1.0, "vad_min_silence_ms": 10_000}
+                "vad_threshold": 1.0, "vad_min_silence_ms": 10_000, "vad_min_speech_ms": 10_000}
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,10 @@ class Style:
     fps: float = 29.97  # cue times are snapped to this frame grid; minimums and gaps are whole frames
     songs: str = "mark"  # sung stretches: "mark" (lyrics between ♪ marks) or "omit" (left out)
     # speech detection (kidsasr.subtitles.runner.vad_options_for): speech probability above which a frame is
-    # speech, and the silence that ends a speech region
+    # speech, the silence that ends a speech region and the shortest region kept
     vad_threshold: float = 0.5
     vad_min_silence_ms: int = 300
+    vad_min_speech_ms: int = 250
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -148,8 +148,9 @@ def _calibration(recognizer) -> Calibration | None:
 
 
 def vad_options_for(style: Style) -> VadOptions:
-    """The speech detector's settings a style asks for (`kids`: 0.35 and 100 ms, `adult`: 0.5 and 250 ms)."""
-    return VadOptions(threshold=style.vad_threshold, min_silence_duration_ms=style.vad_min_silence_ms)
+    """The speech detector's settings a style asks for (threshold, shortest silence and shortest speech)."""
+    return VadOptions(threshold=style.vad_threshold, min_silence_duration_ms=style.vad_min_silence_ms,
+                      min_speech_duration_ms=style.vad_min_speech_ms)
 
 
 def guard_options_for(style: Style) -> GuardOptions:
@@ -383,6 +384,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "adult 0.5)")
     vad.add_argument("--vad-min-silence-ms", type=int, default=None,
                      help="silence that ends a speech region, in ms (default: the style's, kids 100, adult 250)")
+    vad.add_argument("--vad-min-speech-ms", type=int, default=None,
+                     help="shortest speech region kept, in ms (default: the style's, 250)")
     vad.add_argument("--vad-speech-pad-ms", type=int, default=defaults.speech_pad_ms,
                      help="padding added on each side of a speech region, in ms" + d)
     cues = parser.add_argument_group("cue rules for this run (override the style profile's)")
@@ -415,7 +418,8 @@ def run_options_from_args(args: argparse.Namespace, style: Style | None = None) 
     vad = vad_options_for(style or style_from_args(args))
     vad = replace(vad, speech_pad_ms=args.vad_speech_pad_ms,
                   **{key: value for key, value in (("threshold", args.vad_threshold),
-                                                   ("min_silence_duration_ms", args.vad_min_silence_ms))
+                                                   ("min_silence_duration_ms", args.vad_min_silence_ms),
+                                                   ("min_speech_duration_ms", args.vad_min_speech_ms))
                      if value is not None})
     return RunOptions(tuple(dict.fromkeys(formats)), args.notes, args.smi_encoding, vad)
 
