@@ -1,14 +1,17 @@
-"""What keeps fine-tuning from costing real speech: the decoder parts that train (model.decoder_trainable) and the
-pull towards the start weights (train.pull_to_start, kidsasr.training.anchor)."""
+"""What keeps fine-tuning from costing real speech: the decoder parts that train (model.decoder_trainable), the
+pull towards the start weights (train.pull_to_start, kidsasr.training.anchor) and the weight-space ensemble with
+the start model that is exported (export.weight_ensemble_alpha)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
 from transformers import WhisperForConditionalGeneration
 
 from kidsasr.training.anchor import PullToStart
-from kidsasr.training.driver import build
+from kidsasr.training.driver import build, train
 from kidsasr.training.recipe import Recipe, RecipeError, validate
 from kidsasr.training.surgery import freeze_whisper
 
@@ -72,3 +75,47 @@ def test_pulled_training_stays_nearer_the_start(prepared, tiny_whisper, tmp_path
         return max(float((p.detach() - start[n]).abs().max()) for n, p in setup.trainer.model.named_parameters())
 
     assert trained_drift(300.0) < 0.7 * trained_drift(0.0)
+
+
+def test_export_is_the_weight_ensemble_with_the_start_model_also_when_resumed(prepared, tiny_whisper, tmp_path):
+    def run(alpha: float, encoder_alpha: float | None = None) -> dict:
+        recipe = Recipe(name="tiny")
+        recipe.model.name_or_path = str(tiny_whisper)
+        recipe.data.prep_dir = str(prepared)
+        recipe.augment.enabled = False
+        t = recipe.train
+        t.output_dir, t.batch_size, t.learning_rate, t.max_steps, t.save_steps, t.eval_steps = \
+            str(tmp_path / "run"), 4, 3e-3, 3, 3, 100
+        recipe.export.ct2 = recipe.export.evaluate_test = recipe.export.evaluate_real_speech = False
+        recipe.export.weight_ensemble_alpha, recipe.export.weight_ensemble_encoder_alpha = alpha, encoder_alpha
+        return train(validate(recipe))
+
+    def weights(path) -> dict[str, torch.Tensor]:
+        return WhisperForConditionalGeneration.from_pretrained(path).state_dict()
+
+    assert "weight_ensemble" not in run(1.0)
+    tuned = weights(tmp_path / "run" / "best")
+    # the same folder: the run resumes from its last checkpoint (training is done) and exports the ensemble
+    results = run(0.25, encoder_alpha=0.5)
+    ensemble, start = weights(tmp_path / "run" / "best"), weights(tiny_whisper)
+    moved = [name for name in tuned if not torch.equal(tuned[name], start[name])]
+    assert any(n.startswith("model.encoder.") for n in moved) and any(n.startswith("model.decoder.") for n in moved)
+    for name in moved:
+        alpha = 0.5 if name.startswith("model.encoder.") else 0.25
+        torch.testing.assert_close(ensemble[name], start[name] + alpha * (tuned[name] - start[name]))
+    assert results["weight_ensemble"] == {"alpha": 0.25, "encoder_alpha": 0.5}
+    card = (tmp_path / "run" / "best" / "README.md").read_text()
+    assert "start + alpha x (fine-tuned - start), alpha 0.25, encoder 0.5" in card
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["weight_ensemble"]["alpha"] == 0.25
+
+
+@pytest.mark.parametrize("key, value, family", [("weight_ensemble_alpha", 0.0, "whisper"),
+                                                ("weight_ensemble_alpha", 1.5, "whisper"),
+                                                ("weight_ensemble_encoder_alpha", 0.0, "whisper"),
+                                                ("weight_ensemble_encoder_alpha", 0.5, "wav2vec2")])
+def test_weight_ensemble_alphas_are_checked(key, value, family):
+    recipe = Recipe()
+    recipe.model.family = family
+    setattr(recipe.export, key, value)
+    with pytest.raises(RecipeError, match=f"export.{key}"):
+        validate(recipe, check_data=False)

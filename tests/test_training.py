@@ -16,7 +16,8 @@ from kidsasr.training.collators import CTCCollator, ClipSource, WhisperCollator,
 from kidsasr.training.data import build_vocab, from_units, load_training_split, to_units, whisper_labels
 from kidsasr.training.driver import build, last_checkpoint, score, train, zero_shot_recipe
 from kidsasr.training.encoder_cache import encode_lower, encode_upper, pack_utterances
-from kidsasr.training.recipe import Recipe, RecipeError, load_recipe, validate
+from kidsasr.cli import main as kidsasr_main
+from kidsasr.training.recipe import Recipe, RecipeError, dump_recipe, load_recipe, validate
 from kidsasr.training.surgery import ctc_processor, shrink_decoder
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -331,6 +332,32 @@ def test_killed_run_resumes_with_the_same_step_and_data_order(prepared, tiny_whi
     assert resumed.trainer.state.global_step == 4
     assert resumed_batches == straight_batches[2:]
     assert losses(resumed.trainer)[-1] == pytest.approx(losses(straight.trainer)[-1], rel=1e-4)
+
+
+def test_a_run_folder_resumes_only_the_recipe_its_checkpoints_came_from(prepared, tiny_whisper, tmp_path, capsys):
+    first = recipe_for(tmp_path, prepared, tiny_whisper, train={"max_steps": 4, "save_steps": 2},
+                       export={"evaluate_test": False})
+    assert train(first)["global_step"] == 4
+    out = Path(first.train.output_dir)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    changed = recipe_for(tmp_path, prepared, tiny_whisper, train={"max_steps": 4, "save_steps": 2,
+                                                                  "learning_rate": 1e-3},
+                         export={"evaluate_test": False})
+    with pytest.raises(RecipeError, match=r"train\.learning_rate: 0\.003 -> 0\.001.*--no-resume"):
+        train(changed)
+    # where things go, how often it logs, what is exported: the run resumes (training is done) and exports
+    moved = recipe_for(tmp_path, prepared, tiny_whisper, train={"max_steps": 4, "save_steps": 2, "eval_steps": 50},
+                       export={"evaluate_test": False, "weight_ensemble_alpha": 0.5})
+    assert train(moved)["weight_ensemble"] == {"alpha": 0.5}
+
+    yaml_file = tmp_path / "changed.yaml"
+    yaml_file.write_text(dump_recipe(changed), encoding="utf-8")
+    assert kidsasr_main(["train", "--recipe", str(yaml_file)]) == 2
+    assert "--no-resume" in capsys.readouterr().err
+    # --no-resume trains from the start and drops the old run's checkpoints, which a later resume could pick up
+    assert kidsasr_main(["train", "--recipe", str(yaml_file), "--no-resume", "train.max_steps=1",
+                         "train.save_steps=1"]) == 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1"]
 
 
 def test_cached_encoder_run_exports_a_model_card(prepared, tiny_whisper, tmp_path):

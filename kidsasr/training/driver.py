@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from transformers import (EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback)
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -53,10 +54,11 @@ from .collators import CTCCollator, ClipSource, WhisperCollator
 from .data import (SplitData, add_bank_speech, build_vocab, describe, from_units, load_training_split,
                    weigh_reviewed)
 from .encoder_cache import CachedEncoderTrainer, cache_states, collate_cached
-from .model_card import write_model_card
+from .model_card import ensemble_text, write_model_card
 from .packed import PackedAudioTrainer, WindowCollator, audio_windows, packs_audio
-from .recipe import Recipe, RecipeError, dump_recipe, load_recipe
+from .recipe import Recipe, RecipeError, dump_recipe, load_recipe, resume_conflicts
 from .surgery import freeze_whisper, load_ctc, load_whisper
+from .weight_ensemble import interpolate_, snapshot
 
 
 def corpus_cer(refs: list[str], hyps: list[str]) -> float:
@@ -319,11 +321,20 @@ def export_best(setup: Setup, out_dir: Path, results: dict) -> Path:
 def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True) -> dict:
     out = Path(out_dir or recipe.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if resume and last_checkpoint(out) and (out / "recipe.yaml").is_file():
+        conflicts = resume_conflicts(yaml.safe_load((out / "recipe.yaml").read_text(encoding="utf-8")) or {}, recipe)
+        if conflicts:
+            raise RecipeError(f"{out}: its checkpoints were trained with another recipe ({'; '.join(conflicts)}); "
+                              "rerun with --no-resume to train from the start, or give another --out")
     started = time.monotonic()
     setup = build(recipe, out, out / "cache")
     main = setup.trainer.is_world_process_zero()
     if main:
         write_text_atomic(out / "recipe.yaml", dump_recipe(recipe))
+    alpha, encoder_alpha = recipe.export.weight_ensemble_alpha, recipe.export.weight_ensemble_encoder_alpha
+    alpha_by_prefix = {} if encoder_alpha is None else {"model.encoder.": encoder_alpha}
+    # the freshly built model, before a resumed run loads its checkpoint: the start model whatever is resumed
+    start_weights = snapshot(setup.trainer.model, "cpu") if min([alpha, *alpha_by_prefix.values()]) < 1 else None
     checkpoint = last_checkpoint(out) if resume else None
     if checkpoint and main:
         print(f"train: resuming from {checkpoint}")
@@ -345,6 +356,11 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = True
         results["dev_cer"] = state.best_metric if setup.trainer.args.load_best_model_at_end and \
             state.best_metric is not None else last_eval[-1]["eval_cer"] if last_eval else score(setup, "dev")
         results["dev_curve"] = [(h["step"], h["eval_cer"]) for h in state.log_history if "eval_cer" in h]
+    if start_weights is not None:
+        interpolate_(setup.trainer.model, start_weights, snapshot(setup.trainer.model), alpha, alpha_by_prefix)
+        results["weight_ensemble"] = {"alpha": alpha, **({"encoder_alpha": encoder_alpha} if alpha_by_prefix else {})}
+        if main:
+            print(f"train: exporting start + alpha x (fine-tuned - start), {ensemble_text(results)}")
     if recipe.export.evaluate_test:
         tokenizer = setup.processor.tokenizer if recipe.model.family == "whisper" else None
         test = load_training_split(recipe, recipe.data.test_split, tokenizer, recipe.data.max_test_utterances)
@@ -431,8 +447,12 @@ def run(args: argparse.Namespace) -> int:
         with run_lock(out, "train") if first else contextlib.nullcontext():
             if first:
                 remove_stale_parts(out)
+                if args.no_resume:  # else a later resume of this run could pick up a checkpoint of the old one
+                    for old in sorted(out.glob("checkpoint-*")):
+                        print(f"kidsasr train: --no-resume: removing {old}")
+                        shutil.rmtree(old)
             results = train(recipe, resume=not args.no_resume)
-    except BusyError as e:
+    except (BusyError, RecipeError) as e:
         print(f"kidsasr train: {e}", file=sys.stderr)
         return 2
     if results:

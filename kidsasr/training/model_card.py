@@ -9,6 +9,12 @@ from ..fileio import write_text_atomic
 from .recipe import Recipe, dump_recipe
 
 
+def ensemble_text(results: dict) -> str:
+    """How the exported weights were mixed, e.g. "alpha 0.35, encoder 0.75"."""
+    mix = results["weight_ensemble"]
+    return f"alpha {mix['alpha']:g}" + (f", encoder {mix['encoder_alpha']:g}" if "encoder_alpha" in mix else "")
+
+
 def write_model_card(path: Path, recipe: Recipe, results: dict) -> None:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}%"
@@ -31,7 +37,10 @@ def write_model_card(path: Path, recipe: Recipe, results: dict) -> None:
         *real_speech_section(results.get("real_speech") or {"skipped": "real read speech: not scored "
                                                                           "(export.evaluate_real_speech: false)"}),
         f"Training: {results['global_step']} steps, {results['train_minutes']:.1f} min "
-        f"({results['device']}).", "",
+        f"({results['device']})."
+        + (f" Exported weights: start + alpha x (fine-tuned - start), {ensemble_text(results)}: a weight-space"
+           " ensemble with the start model (export.weight_ensemble_*); the dev CER is the fine-tuned weights',"
+           " the test and real-speech CER the exported weights'." if "weight_ensemble" in results else ""), "",
         "## Recipe", "", "```yaml", dump_recipe(recipe).rstrip(), "```", "",
         "## Use", "",
         "```python\nfrom kidsasr.asr.models import load_recognizer\n"

@@ -132,6 +132,11 @@ class ExportConfig:
     # the model and the zero-shot model on the report half of the real read speech, when the set is found
     # (kidsasr.evaluation.real_score); the model card shows it or says it was skipped
     evaluate_real_speech: bool = True
+    # < 1: export start + alpha * (fine-tuned - start) instead of the fine-tuned weights, a weight-space ensemble
+    # with the start model (WiSE-FT, kidsasr.training.weight_ensemble); test and real-speech scores are the export's.
+    # The Whisper encoder takes weight_ensemble_encoder_alpha when it is set.
+    weight_ensemble_alpha: float = 1.0
+    weight_ensemble_encoder_alpha: float | None = None
 
 
 @dataclass
@@ -245,6 +250,13 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
          "must be a multiple of train.eval_steps when early stopping keeps the best checkpoint", t.save_steps)
     need(t.dataloader_workers >= 0, "train.dataloader_workers", "must be >= 0", t.dataloader_workers)
     need(t.threads >= 0, "train.threads", "must be >= 0", t.threads)
+    need(0 < e.weight_ensemble_alpha <= 1, "export.weight_ensemble_alpha", "must be in (0, 1]",
+         e.weight_ensemble_alpha)
+    if e.weight_ensemble_encoder_alpha is not None:
+        need(0 < e.weight_ensemble_encoder_alpha <= 1, "export.weight_ensemble_encoder_alpha", "must be in (0, 1]",
+             e.weight_ensemble_encoder_alpha)
+        need(m.family == "whisper", "export.weight_ensemble_encoder_alpha", "is for Whisper only",
+             e.weight_ensemble_encoder_alpha)
     need(e.quantization in ("int8", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32"),
          "export.quantization", "must be a CTranslate2 quantization", e.quantization)
     return recipe
@@ -261,6 +273,26 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), c
     recipe = config.load(Recipe, path, overrides, skip=("source",), error=RecipeError)
     recipe.source = str(path)
     return validate(recipe, check_data=check_data)
+
+
+# keys a resumed run may change: where things are, how often it reports and saves, what is exported
+RESUMABLE_CHANGES = ("name", "description", "data.prep_dir", "train.output_dir", "train.max_minutes",
+                     "train.logging_steps", "train.eval_steps", "train.save_steps", "train.save_total_limit",
+                     "train.eval_batch_size", "train.threads", "train.dataloader_workers", "export.")
+
+
+def resume_conflicts(written: dict, recipe: Recipe) -> list[str]:
+    """'key: old -> new' for each key of the recipe a run folder's checkpoints were trained with (its
+    recipe.yaml, `written`) that this recipe changes, apart from RESUMABLE_CHANGES."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        return out
+
+    old, new = flat(written), flat(recipe.to_dict())
+    return [f"{key}: {old[key]!r} -> {new[key]!r}" for key in new
+            if key in old and old[key] != new[key] and not key.startswith(RESUMABLE_CHANGES)]
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -2,14 +2,16 @@
 
 Fine-tuning on generated voices teaches the corpus but can cost accuracy on real speech. Moving the weights
 only part of the way, start + alpha * (tuned - start), keeps most of the gain on the target data while staying
-close to the start model elsewhere. `choose_alpha` takes the largest alpha whose guard score (CER on a held-out
-guard set, e.g. the real read-speech `tune` half of kidsasr.evaluation.real_speech) is no worse than the start model's.
+close to the start model elsewhere. Parts of the model may take their own alpha (e.g. the Whisper encoder, whose
+adaptation to generated voices carries both the synthetic gain and the real-speech cost). `choose_alpha` takes the
+largest alpha whose guard score (CER on a held-out guard set, e.g. the real read-speech `tune` half of
+kidsasr.evaluation.real_speech) is no worse than the start model's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 
@@ -22,16 +24,20 @@ def snapshot(model: torch.nn.Module, device: str | None = None) -> dict[str, tor
 
 @torch.no_grad()
 def interpolate_(model: torch.nn.Module, start: dict[str, torch.Tensor], tuned: dict[str, torch.Tensor],
-                 alpha: float) -> None:
-    """Set the model's weights to start + alpha * (tuned - start), in place (alpha 0: start, 1: tuned)."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], not {alpha}")
+                 alpha: float, alpha_by_prefix: Mapping[str, float] | None = None) -> None:
+    """Set the model's weights to start + alpha * (tuned - start), in place (alpha 0: start, 1: tuned); a weight
+    whose name starts with a key of `alpha_by_prefix` takes that key's alpha instead."""
+    prefixed = dict(alpha_by_prefix or {})
+    for a in (alpha, *prefixed.values()):
+        if not 0.0 <= a <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], not {a}")
     state = model.state_dict()
     missing = sorted(set(tuned) - set(start))
     if missing:
         raise ValueError(f"start weights lack {len(missing)} tensors of the tuned model, e.g. {missing[0]}")
     for name, value in tuned.items():
-        state[name].copy_(torch.lerp(start[name].to(value.device, value.dtype), value, alpha))
+        a = next((a for prefix, a in prefixed.items() if name.startswith(prefix)), alpha)
+        state[name].copy_(torch.lerp(start[name].to(value.device, value.dtype), value, a))
 
 
 @dataclass
