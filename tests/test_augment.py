@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from kidsasr.constants import SAMPLE_RATE
-from kidsasr.training.augment import (Augmenter, colored_noise, formant_shift, mix_at_snr, pitch_shift, speed_perturb,
-                                      tonal_bed)
+from kidsasr.training.augment import (Augmenter, colored_noise, formant_shift, mix_at_snr, pitch_shift, reverberate,
+                                      room_impulse_response, speed_perturb, tonal_bed)
 from kidsasr.training.recipe import AugmentConfig
 
 
@@ -62,6 +62,27 @@ def test_mix_at_snr_hits_the_requested_ratio(snr):
     assert measured == pytest.approx(snr, abs=0.1)
 
 
+def test_room_impulse_response_decays_as_slowly_as_its_reverberation_time():
+    from pyroomacoustics.experimental import measure_rt60
+
+    rng = np.random.default_rng(0)
+    measured = {rt60: measure_rt60(room_impulse_response(rt60, rng), fs=SAMPLE_RATE) for rt60 in (0.25, 0.7)}
+    for rt60, seconds in measured.items():
+        assert seconds == pytest.approx(rt60, rel=0.2)
+    assert measured[0.7] > 2 * measured[0.25]
+
+
+def test_reverberate_keeps_length_and_loudness_and_fills_the_silence_after_a_sound():
+    rng = np.random.default_rng(1)
+    audio = np.concatenate([voiced(0.3), np.zeros(SAMPLE_RATE // 2, np.float32)])
+    out = reverberate(audio, room_impulse_response(0.6, rng))
+    assert out.dtype == np.float32 and len(out) == len(audio)
+    assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(audio**2)), rel=0.01)
+    tail = slice(int(0.35 * SAMPLE_RATE), int(0.5 * SAMPLE_RATE))
+    assert np.sqrt(np.mean(out[tail] ** 2)) > 0.05 * np.sqrt(np.mean(out**2))  # the room still rings
+    assert np.abs(np.corrcoef(out[: int(0.3 * SAMPLE_RATE)], audio[: int(0.3 * SAMPLE_RATE)])[0, 1]) > 0.3
+
+
 def test_generated_beds_are_normalised_and_sized():
     rng = np.random.default_rng(1)
     for bed in (colored_noise(16000, rng, 0.0), colored_noise(16001, rng, 2.0), tonal_bed(20000, rng)):
@@ -70,7 +91,8 @@ def test_generated_beds_are_normalised_and_sized():
 
 
 def test_augmenter_is_reproducible_and_keeps_contracts():
-    config = AugmentConfig(speed_prob=0.5, pitch_prob=1.0, formant_prob=1.0, noise_prob=1.0, music_prob=1.0)
+    config = AugmentConfig(speed_prob=0.5, pitch_prob=1.0, formant_prob=1.0, reverb_prob=1.0, reverb_rt60=[0.2, 0.3],
+                           noise_prob=1.0, music_prob=1.0)
     augmenter = Augmenter(config)
     audio = voiced(0.8)
     a = augmenter(audio, np.random.default_rng(7))

@@ -82,6 +82,8 @@ def test_recipe_set_is_complete():
     ("train.batch_size=four", "train.batch_size: expected an integer"),
     ("augment.pitch_prob=1.5", "augment.pitch_prob: must be in [0, 1]"),
     ("augment.noise_snr_db=[30, 5]", "augment.noise_snr_db: expected [min, max]"),
+    ("augment.reverb_prob=-0.1", "augment.reverb_prob: must be in [0, 1]"),
+    ("augment.reverb_rt60=[0.5, 3.0]", "augment.reverb_rt60: expected [min, max]"),
     ("model.family=rnnt", "model.family: must be one of"),
     ("data.max_duration=45", "data.max_duration: Whisper's encoder reads at most 30 s"),
     ("model.encoder_seconds=15", "data.max_duration: Whisper's encoder reads at most 15 s"),

@@ -7,6 +7,8 @@ speed perturbation by factor f returns round(len / f) samples (tempo and pitch c
 SpecAugment is not here: it is the model config's masking (`mask_time_prob`, `mask_feature_prob`).
 `bank_speech` adds whole utterances instead: unseen sentences from the project's text bank spoken by the
 synthetic voices, for corpora too small to teach the decoder more than a few hundred sentences.
+Reverberation convolves a clip with the impulse response of a simulated shoebox room (pyroomacoustics' image-source
+method): the generated voices are dry, the rooms children are recorded in are not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from .recipe import AugmentConfig
 N_FFT = 512
 HOP = 128
 CEPSTRAL_LIFTER = 30  # cepstral coefficients kept for the spectral envelope (vocal tract, not the harmonics)
+# Simulating a room costs up to seconds at long reverberation times, so a run simulates this many rooms once (drawn
+# from ROOMS_SEED) and each reverberated clip uses one of them.
+ROOMS = 32
+ROOMS_SEED = 0
 
 
 def speed_perturb(audio: np.ndarray, factor: float) -> np.ndarray:
@@ -67,6 +73,47 @@ def formant_shift(audio: np.ndarray, ratio: float) -> np.ndarray:
     out = librosa.istft(out_spec, hop_length=HOP, n_fft=N_FFT, length=len(audio))
     peak = float(np.max(np.abs(out))) if out.size else 0.0
     return (out / peak * min(peak, 0.99) if peak > 0 else out).astype(np.float32)
+
+
+def room_impulse_response(rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """The impulse response, source to microphone, of a random shoebox room (3-10 x 3-8 x 2.5-4.5 m) whose walls
+    give it reverberation time `rt60` seconds (Sabine), the talker 0.3-2 m from the microphone."""
+    import pyroomacoustics as pra
+
+    dims = rng.uniform([3.0, 3.0, 2.5], [10.0, 8.0, 4.5])
+    absorption, max_order = pra.inverse_sabine(rt60, dims)
+    room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(float(absorption)), max_order=max_order)
+    mic = rng.uniform([1.0, 1.0, 0.8], dims - [1.0, 1.0, 1.0])
+    for _ in range(100):  # a talker position inside the room, 0.3-2 m away
+        direction = rng.normal(size=3)
+        source = mic + rng.uniform(0.3, 2.0) * direction / np.linalg.norm(direction)
+        if np.all(source > 0.2) and np.all(source < dims - 0.2):
+            break
+    else:
+        source = mic + [0.3, 0.0, 0.0]
+    room.add_source(source)
+    room.add_microphone(mic)
+    room.compute_rir()
+    rir = np.asarray(room.rir[0][0], dtype=np.float64)
+    # The image-source tail of such rooms rings up to 2x longer than Sabine's formula says: steepen it to rt60.
+    measured = float(pra.experimental.measure_rt60(rir, fs=SAMPLE_RATE))
+    if measured > rt60:
+        rir *= np.exp(-6.91 * np.arange(rir.size) / SAMPLE_RATE * (1.0 / rt60 - 1.0 / measured))
+    return rir.astype(np.float32)
+
+
+def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """`audio` heard through `rir`: same length, aligned on the direct path, same loudness (RMS)."""
+    from scipy.signal import fftconvolve
+
+    if audio.size == 0 or not np.any(rir):
+        return audio.astype(np.float32, copy=False)
+    direct = int(np.argmax(np.abs(rir)))
+    out = fftconvolve(audio.astype(np.float64), rir.astype(np.float64))[direct : direct + len(audio)]
+    rms_in, rms_out = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))), float(np.sqrt(np.mean(out**2)))
+    out = out * (rms_in / rms_out) if rms_out > 0 else out
+    peak = float(np.max(np.abs(out)))
+    return (out / peak * 0.99 if peak > 0.99 else out).astype(np.float32)
 
 
 def mix_at_snr(audio: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarray:
@@ -118,6 +165,7 @@ class Augmenter:
 
     def __post_init__(self) -> None:
         self._beds: list[np.ndarray] | None = None
+        self._rooms: list[np.ndarray] | None = None
 
     def music_beds(self) -> list[np.ndarray]:
         if self._beds is None:
@@ -129,6 +177,13 @@ class Augmenter:
             self._beds = [load_audio(p, max_seconds=60.0) for p in files]
         return self._beds
 
+    def rooms(self) -> list[np.ndarray]:
+        if self._rooms is None:
+            rng = np.random.default_rng(ROOMS_SEED)
+            self._rooms = [room_impulse_response(float(rng.uniform(*self.config.reverb_rt60)), rng)
+                           for _ in range(ROOMS)]
+        return self._rooms
+
     def __call__(self, audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         c = self.config
         if not c.enabled:
@@ -139,6 +194,9 @@ class Augmenter:
             audio = pitch_shift(audio, float(rng.uniform(*c.pitch_semitones)))
         if rng.random() < c.formant_prob:
             audio = formant_shift(audio, float(rng.uniform(*c.formant_ratio)))
+        if c.reverb_prob and rng.random() < c.reverb_prob:  # no draw when off: older recipes keep their draws
+            rooms = self.rooms()
+            audio = reverberate(audio, rooms[int(rng.integers(len(rooms)))])
         if rng.random() < c.music_prob:
             beds = self.music_beds()
             bed = beds[int(rng.integers(len(beds)))] if beds else tonal_bed(len(audio), rng)

@@ -86,6 +86,8 @@ class AugmentConfig:
     pitch_semitones: list[float] = field(default_factory=lambda: [-2.0, 4.0])  # a uniform range
     formant_prob: float = 0.0
     formant_ratio: list[float] = field(default_factory=lambda: [1.0, 1.2])  # vocal-tract scale range
+    reverb_prob: float = 0.0
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.8])  # seconds, a uniform range
     noise_prob: float = 0.0
     noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 30.0])
     music_prob: float = 0.0
@@ -218,13 +220,14 @@ def validate(recipe: Recipe, check_data: bool = True) -> Recipe:
 
     need(a.copies >= 1, "augment.copies", "must be >= 1", a.copies)
     need(a.bank_sentences >= 0, "augment.bank_sentences", "must be >= 0", a.bank_sentences)
-    for key in ("speed", "pitch", "formant", "noise", "music"):
+    for key in ("speed", "pitch", "formant", "reverb", "noise", "music"):
         prob = getattr(a, f"{key}_prob")
         need(0.0 <= prob <= 1.0, f"augment.{key}_prob", "must be in [0, 1]", prob)
     need(bool(a.speed_factors) and all(0.5 <= s <= 2.0 for s in a.speed_factors), "augment.speed_factors",
          "must be a non-empty list of factors in [0.5, 2]", a.speed_factors)
     _check_range(where, "augment.pitch_semitones", a.pitch_semitones, -12.0, 12.0)
     _check_range(where, "augment.formant_ratio", a.formant_ratio, 0.7, 1.5)
+    _check_range(where, "augment.reverb_rt60", a.reverb_rt60, 0.1, 2.0)
     _check_range(where, "augment.noise_snr_db", a.noise_snr_db, -10.0, 60.0)
     _check_range(where, "augment.music_snr_db", a.music_snr_db, -10.0, 60.0)
     need(not a.music_dir or Path(a.music_dir).is_dir(), "augment.music_dir", "no such folder", a.music_dir)
