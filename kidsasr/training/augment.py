@@ -76,8 +76,8 @@ def formant_shift(audio: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def room_impulse_response(rt60: float, rng: np.random.Generator) -> np.ndarray:
-    """The impulse response, source to microphone, of a random shoebox room (3-10 x 3-8 x 2.5-4.5 m) whose walls
-    give it reverberation time `rt60` seconds (Sabine), the talker 0.3-2 m from the microphone."""
+    """The impulse response, source to microphone, of a random shoebox room (3-10 x 3-8 x 2.5-4.5 m) with
+    reverberation time `rt60` seconds, the talker 0.3-2 m from the microphone."""
     import pyroomacoustics as pra
 
     dims = rng.uniform([3.0, 3.0, 2.5], [10.0, 8.0, 4.5])
@@ -112,8 +112,7 @@ def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
     out = fftconvolve(audio.astype(np.float64), rir.astype(np.float64))[direct : direct + len(audio)]
     rms_in, rms_out = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))), float(np.sqrt(np.mean(out**2)))
     out = out * (rms_in / rms_out) if rms_out > 0 else out
-    peak = float(np.max(np.abs(out)))
-    return (out / peak * 0.99 if peak > 0.99 else out).astype(np.float32)
+    return _below_clipping(out)
 
 
 def mix_at_snr(audio: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarray:
@@ -128,8 +127,7 @@ def mix_at_snr(audio: np.ndarray, background: np.ndarray, snr_db: float) -> np.n
         return audio.astype(np.float32, copy=False)
     gain = np.sqrt(speech_power / (bed_power * 10 ** (snr_db / 10)))
     out = audio + gain * bed
-    peak = float(np.max(np.abs(out)))
-    return (out / peak * 0.99 if peak > 0.99 else out).astype(np.float32)
+    return _below_clipping(out)
 
 
 def colored_noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
@@ -231,6 +229,12 @@ def bank_speech(count: int, exclude: set[str], seed: int) -> Iterator[tuple[str,
         if audio.size:
             made += 1
             yield label, audio
+
+
+def _below_clipping(audio: np.ndarray) -> np.ndarray:
+    """float32 audio, scaled down to a peak of 0.99 where it would clip."""
+    peak = float(np.max(np.abs(audio)))
+    return (audio / peak * 0.99 if peak > 0.99 else audio).astype(np.float32)
 
 
 def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
